@@ -1,0 +1,54 @@
+# One command each for a fresh machine: `make run` and `make test` do their
+# own set-up (virtualenv, Python and npm packages, Chromium, services).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DB ?= ./collab.db
+
+.PHONY: setup run test test-py test-js test-long lint typecheck chromium services bench bench-peers clean
+
+$(PY_STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+$(NODE_STAMP): package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+services:
+	@scripts/ensure-services.sh
+
+setup: $(PY_STAMP) $(NODE_STAMP)
+
+run: setup
+	$(VENV)/bin/intelgraph-collab serve --host $(HOST) --port $(PORT) --db $(DB)
+
+test: setup chromium services
+	$(MAKE) --no-print-directory test-js
+	$(MAKE) --no-print-directory test-py
+
+test-py: setup
+	$(PY) -m pytest -q
+
+test-js: setup
+	node --test tests/js/
+
+lint: setup
+	$(VENV)/bin/ruff check src tests
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) node_modules
