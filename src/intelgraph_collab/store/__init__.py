@@ -1,0 +1,1 @@
+"""Durable stores of the per-graph op log, snapshots and write ids."""
