@@ -1,0 +1,465 @@
+"""One live graph: its state, its sequencer, its sessions.
+
+Everything that changes a graph runs on the room's single sequencer task,
+so there are no locks: the task takes what has arrived (joins, writes,
+records from other nodes), resolves the writes against the state with the
+pure engine, appends the records to the store in one commit (group commit:
+whatever arrives during a commit goes in the next one), then acks each
+writer and puts each broadcast, encoded once per audience, on every other
+session's queue. A session joins between two commits, when the state is
+exactly the committed log, so its first message and the broadcasts after
+it meet with no gap and no overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from .metrics import Metrics
+from .session import CLOSE_TRY_AGAIN, Session
+from .store.base import OpKey, Store, StoredGraph
+from .sync.engine import GraphState, Writer
+from .sync.errors import ProtocolError
+from .sync.limits import Limits
+from .sync.messages import Write
+from .sync.records import OpRecord
+from .sync.views import Clearance, may_see, view_of, visible_to
+
+log = logging.getLogger(__name__)
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode(message: dict[str, Any]) -> str:
+    return _encoder.encode(message).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSettings:
+    retention: int = 20_000
+    """Records kept in the log past the latest snapshot, for catch-up and OT."""
+    snapshot_every: int = 1_000
+    """Snapshot after this many records (or a quarter of the annotation
+    count, whichever is more, so big graphs are not re-encoded too often)."""
+    recent_cache: int = 20_000
+    """Records held in memory to answer catch-up without the store."""
+    op_id_cache: int = 100_000
+    """(client_id, op_id) pairs held in memory for dedupe; older ones are
+    looked up in the store."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOutcome:
+    seq: int
+    duplicate: bool
+    record: OpRecord | None
+    """The applied record (None for a duplicate)."""
+
+
+@dataclass
+class _PendingWrite:
+    write: Write
+    writer: Writer
+    session: Session | None
+    result: asyncio.Future[WriteOutcome] | None
+
+
+@dataclass
+class _Audience:
+    """Sessions sharing one clearance: a broadcast is encoded once for them."""
+
+    clearance: Clearance
+    last_seen: int
+    """The seq of the last write announced to this audience (their `prev`)."""
+    sessions: set[Session] = field(default_factory=set)
+
+
+class RoomClosed(Exception):
+    """The room failed (its store did) and closed its sessions; reconnect."""
+
+
+class Room:
+    def __init__(
+        self,
+        graph_id: str,
+        store: Store,
+        limits: Limits,
+        settings: RoomSettings,
+        metrics: Metrics,
+        clock: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
+        self.graph_id = graph_id
+        self.store = store
+        self.limits = limits
+        self.settings = settings
+        self.metrics = metrics
+        self.clock = clock
+        self.state = GraphState()
+        self.trimmed_upto = 0
+        self.snapshot_seq = 0
+        self.recent: deque[OpRecord] = deque(maxlen=settings.recent_cache)
+        self._op_seqs: dict[OpKey, int] = {}
+        self._audiences: dict[Clearance, _Audience] = {}
+        self._presence: dict[Session, dict[str, Any]] = {}
+        self._presence_dirty: set[Session] = set()
+        self._presence_flush_scheduled = False
+        self._writes: list[_PendingWrite] = []
+        self._joins: list[tuple[Session, int | None]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self.failed = False
+
+    # -- lifecycle --------------------------------------------------------
+
+    async def load(self) -> None:
+        stored = await self.store.load(self.graph_id)
+        self._restore(stored)
+        self._task = asyncio.get_running_loop().create_task(self._sequencer())
+
+    def _restore(self, stored: StoredGraph) -> None:
+        state = GraphState.from_snapshot(stored.snapshot) if stored.snapshot else GraphState()
+        for record in stored.records:
+            if record.seq > state.seq:
+                state.fold(record)
+        state.remember_text_ops(stored.records, floor=stored.trimmed_upto)
+        self.state = state
+        self.trimmed_upto = stored.trimmed_upto
+        self.snapshot_seq = stored.snapshot_seq
+        self.recent.extend(stored.records)
+
+    @property
+    def head(self) -> int:
+        return self.state.seq
+
+    @property
+    def sessions(self) -> list[Session]:
+        return [s for audience in self._audiences.values() for s in audience.sessions]
+
+    @property
+    def idle(self) -> bool:
+        return not self._audiences and not self._writes and not self._joins
+
+    async def stop(self) -> None:
+        """Finish what is queued, then stop the sequencer."""
+        while self._writes or self._joins:
+            self._wakeup.set()
+            await asyncio.sleep(0.005)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for task in list(self._background):
+            with contextlib.suppress(Exception):
+                await task
+
+    # -- what transports call ---------------------------------------------
+
+    def join(self, session: Session, since: int | None) -> None:
+        """Subscribe `session`; its first message is queued between two commits."""
+        if self.failed:
+            session.close(CLOSE_TRY_AGAIN, "graph unavailable; reconnect")
+            return
+        self._joins.append((session, since))
+        self._wakeup.set()
+
+    def leave(self, session: Session) -> None:
+        audience = self._audiences.get(session.identity.clearance)
+        if audience is not None:
+            audience.sessions.discard(session)
+            if not audience.sessions:
+                del self._audiences[session.identity.clearance]
+        self._joins = [(s, since) for s, since in self._joins if s is not session]
+        if self._presence.pop(session, None) is not None:
+            self._presence_dirty.discard(session)
+            if not any(s.client_id == session.client_id for s in self._presence):
+                self._send_to_others(
+                    session, encode({"type": "presence_leave", "client_id": session.client_id})
+                )
+
+    def submit(
+        self, write: Write, writer: Writer, session: Session | None, *, want_result: bool = False
+    ) -> asyncio.Future[WriteOutcome] | None:
+        """Queue a write for the next commit. Its ack (or error) goes to
+        `session`; a REST caller asks for a future instead."""
+        result: asyncio.Future[WriteOutcome] | None = None
+        if want_result:
+            result = asyncio.get_running_loop().create_future()
+        if self.failed:
+            error = ProtocolError("conflict", "graph unavailable; retry")
+            if result is not None:
+                result.set_exception(RoomClosed(error.message))
+            return result
+        self._writes.append(_PendingWrite(write, writer, session, result))
+        self._wakeup.set()
+        return result
+
+    def set_presence(self, session: Session, state: dict[str, Any]) -> None:
+        """Relay `state` to the others; bursts within one loop turn coalesce."""
+        size = len(_encoder.encode(state))
+        if size > self.limits.max_presence_bytes:
+            raise ProtocolError(
+                "too_large", f"presence of {size} bytes exceeds {self.limits.max_presence_bytes}"
+            )
+        self._presence[session] = state
+        self._presence_dirty.add(session)
+        if not self._presence_flush_scheduled:
+            self._presence_flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_presence)
+
+    # -- the sequencer ----------------------------------------------------
+
+    async def _sequencer(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            if self._joins:
+                joins, self._joins = self._joins, []
+                for session, since in joins:
+                    self._serve_join(session, since)
+            if self._writes:
+                writes, self._writes = self._writes, []
+                try:
+                    await self._commit(writes)
+                except Exception as exc:
+                    self._fail(writes, exc)
+                    return
+
+    async def _commit(self, pending: list[_PendingWrite]) -> None:
+        started = time.perf_counter()
+        known = await self._lookup_duplicates(pending)
+        outcomes: list[WriteOutcome | ProtocolError] = []
+
+        def build(missed: list[OpRecord]) -> list[OpRecord]:
+            # Records other nodes appended after our head are folded first;
+            # only then are our writes resolved, against the latest state.
+            for record in missed:
+                self.state.fold(record)
+            self._after_commit_remote(missed)
+            records: list[OpRecord] = []
+            for item in pending:
+                outcomes.append(self._resolve(item, known, records))
+            return records
+
+        head_before = self.state.seq
+        records = await self.store.append(self.graph_id, head_before, build)
+        self.metrics.commit(len(records), time.perf_counter() - started)
+        self.recent.extend(records)
+        # In seq order, each write's broadcast and its writer's ack together:
+        # every client receives acks and broadcasts in seq order.
+        for item, outcome in zip(pending, outcomes, strict=True):
+            if isinstance(outcome, WriteOutcome) and outcome.record is not None:
+                self._broadcast(outcome.record, item.session)
+            self._answer(item, outcome)
+        self.metrics.fanout(time.perf_counter() - started)
+        self._maybe_compact()
+
+    async def _lookup_duplicates(self, pending: list[_PendingWrite]) -> dict[OpKey, int]:
+        misses = [
+            key
+            for item in pending
+            if item.write.op_id is not None
+            and (key := (item.writer.client_id, item.write.op_id)) not in self._op_seqs
+        ]
+        return await self.store.find_ops(self.graph_id, misses) if misses else {}
+
+    def _resolve(
+        self, item: _PendingWrite, known: dict[OpKey, int], records: list[OpRecord]
+    ) -> WriteOutcome | ProtocolError:
+        op_id = item.write.op_id
+        key = (item.writer.client_id, op_id) if op_id is not None else None
+        if key is not None:
+            seq = self._op_seqs.get(key) or known.get(key)
+            if seq is not None:
+                self.metrics.write_duplicate()
+                return WriteOutcome(seq, True, None)
+        try:
+            record = self.state.resolve(item.write, item.writer, self.clock(), self.limits)
+        except ProtocolError as refusal:
+            self.metrics.write_refused(item.write.type, refusal.code)
+            return refusal.with_op_id(op_id)
+        self.state.fold(record)
+        records.append(record)
+        if key is not None:
+            self._remember_op(key, record.seq)
+        self.metrics.write_accepted(record.type)
+        return WriteOutcome(record.seq, False, record)
+
+    def _remember_op(self, key: OpKey, seq: int) -> None:
+        self._op_seqs[key] = seq
+        if len(self._op_seqs) > self.settings.op_id_cache:
+            del self._op_seqs[next(iter(self._op_seqs))]
+
+    def _answer(self, item: _PendingWrite, outcome: WriteOutcome | ProtocolError) -> None:
+        if item.session is not None:
+            if isinstance(outcome, ProtocolError):
+                item.session.enqueue(encode(outcome.to_message()))
+            else:
+                ack: dict[str, Any] = {"type": "ack", "op_id": item.write.op_id, "seq": outcome.seq}
+                if outcome.duplicate:
+                    ack["duplicate"] = True
+                elif outcome.record is not None:
+                    ack["ts"] = outcome.record.ts
+                item.session.enqueue(encode(ack))
+        if item.result is not None and not item.result.done():
+            if isinstance(outcome, ProtocolError):
+                item.result.set_exception(outcome)
+            else:
+                item.result.set_result(outcome)
+
+    def _broadcast(self, record: OpRecord, writer: Session | None) -> None:
+        """Queue `record` for every session that may see it, except its writer
+        (whose ack stands in its place), encoded once per audience."""
+        for audience in self._audiences.values():
+            if not visible_to(record, audience.clearance):
+                continue
+            message = view_of(record, audience.clearance, audience.last_seen)
+            audience.last_seen = record.seq
+            if message is None:
+                continue
+            text = encode(message)
+            for session in audience.sessions:
+                if session is not writer:
+                    session.enqueue(text)
+
+    def _after_commit_remote(self, records: list[OpRecord]) -> None:
+        """Announce records appended by other nodes (cluster mode)."""
+        self.recent.extend(records)
+        for record in records:
+            self._broadcast(record, None)
+
+    def _fail(self, pending: list[_PendingWrite], exc: Exception) -> None:
+        """The store failed mid-commit: the in-memory state may be ahead of
+        the durable log, so drop it all. Nothing was acked; clients reconnect
+        with `since` and resend their pending writes."""
+        log.error("graph %s: commit failed, closing the room: %r", self.graph_id, exc)
+        self.failed = True
+        for item in pending + self._writes:
+            if item.result is not None and not item.result.done():
+                item.result.set_exception(RoomClosed(str(exc)))
+        self._writes.clear()
+        for session in self.sessions + [s for s, _ in self._joins]:
+            session.close(CLOSE_TRY_AGAIN, "storage unavailable; reconnect")
+        self._audiences.clear()
+        self._joins.clear()
+
+    # -- joining ----------------------------------------------------------
+
+    def _serve_join(self, session: Session, since: int | None) -> None:
+        clearance = session.identity.clearance
+        audience = self._audiences.get(clearance)
+        if audience is None:
+            audience = self._audiences[clearance] = _Audience(clearance, self.head)
+        audience.sessions.add(session)
+        head = self.head
+        if since is None or since > head or since < self.trimmed_upto:
+            self.metrics.joined("initial_state")
+            session.start(self._initial_state(clearance))
+        elif not self.recent or self.recent[0].seq <= since + 1 or since == head:
+            self.metrics.joined("catch_up")
+            records = [record for record in self.recent if since < record.seq <= head]
+            session.start(self._catch_up(records, clearance, since, head))
+        else:
+            self.metrics.joined("catch_up")
+            task = asyncio.get_running_loop().create_task(
+                self._catch_up_from_store(session, clearance, since, head)
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        self._send_presence_snapshot(session)
+
+    async def _catch_up_from_store(
+        self, session: Session, clearance: Clearance, since: int, head: int
+    ) -> None:
+        try:
+            records = await self.store.records_since(self.graph_id, since, head)
+        except Exception as exc:
+            log.warning("graph %s: catch-up read failed: %r", self.graph_id, exc)
+            session.close(CLOSE_TRY_AGAIN, "storage unavailable; reconnect")
+            return
+        if len(records) != head - since:  # trimmed meanwhile: fall back to the state
+            session.close(CLOSE_TRY_AGAIN, "log compacted during catch-up; reconnect")
+            return
+        session.start(self._catch_up(records, clearance, since, head))
+
+    def _initial_state(self, clearance: Clearance) -> str:
+        annotations = self.state.annotations
+        if clearance is not None:
+            annotations = {
+                key: value
+                for key, value in annotations.items()
+                if may_see(value.get("enclave"), clearance)
+            }
+        return encode({"type": "initial_state", "seq": self.head, "data": annotations})
+
+    def _catch_up(
+        self, records: list[OpRecord], clearance: Clearance, since: int, head: int
+    ) -> str:
+        ops = []
+        prev = since
+        for record in records:
+            message = view_of(record, clearance, prev)
+            if message is not None:
+                ops.append(message)
+                prev = record.seq
+        return encode({"type": "catch_up", "seq": head, "ops": ops})
+
+    # -- presence ---------------------------------------------------------
+
+    def _flush_presence(self) -> None:
+        self._presence_flush_scheduled = False
+        dirty, self._presence_dirty = self._presence_dirty, set()
+        for session in dirty:
+            state = self._presence.get(session)
+            if state is not None:
+                self._send_to_others(session, encode(self._presence_message(session, state)))
+
+    def _presence_message(self, session: Session, state: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "presence",
+            "client_id": session.client_id,
+            "user": session.identity.user,
+            "state": state,
+        }
+
+    def _send_presence_snapshot(self, session: Session) -> None:
+        for other, state in self._presence.items():
+            if other.client_id != session.client_id:
+                session.enqueue(encode(self._presence_message(other, state)))
+
+    def _send_to_others(self, sender: Session, text: str) -> None:
+        for audience in self._audiences.values():
+            for session in audience.sessions:
+                if session.client_id != sender.client_id:
+                    session.enqueue(text)
+
+    # -- compaction -------------------------------------------------------
+
+    def _maybe_compact(self) -> None:
+        threshold = max(self.settings.snapshot_every, len(self.state.annotations) // 4)
+        if self.head - self.snapshot_seq < threshold:
+            return
+        seq, blob = self.head, self.state.snapshot()
+        trim_upto = max(self.trimmed_upto, seq - self.settings.retention)
+        self.snapshot_seq = seq
+        task = asyncio.get_running_loop().create_task(self._save_snapshot(seq, blob, trim_upto))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _save_snapshot(self, seq: int, blob: bytes, trim_upto: int) -> None:
+        try:
+            await self.store.save_snapshot(self.graph_id, seq, blob, trim_upto)
+        except Exception as exc:  # the log still holds everything; retry at the next threshold
+            log.warning("graph %s: snapshot failed: %r", self.graph_id, exc)
+            return
+        self.trimmed_upto = trim_upto
+        self.state.forget_text_history(trim_upto)

@@ -1,0 +1,81 @@
+"""The running service: configuration, store, rooms, metrics and open sessions.
+
+Built once by `app.py` and shared by every transport through `app.state`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from .config import Config
+from .metrics import Metrics
+from .rooms import Rooms
+from .session import CLOSE_GOING_AWAY, Session
+from .store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+def make_store(config: Config) -> Store:
+    """The store named by the configuration (`--store` URL, else the SQLite `--db`)."""
+    url = config.store
+    if url is None:
+        from .store.sqlite import SQLiteStore
+
+        return SQLiteStore(config.db, synchronous=config.sqlite_synchronous)
+    if url.startswith("sqlite://"):
+        from .store.sqlite import SQLiteStore
+
+        # sqlite:///abs/path.db or sqlite://relative/path.db
+        return SQLiteStore(url.removeprefix("sqlite://"), synchronous=config.sqlite_synchronous)
+    if url.startswith("memory://"):
+        from .store.memory import MemoryStore
+
+        return MemoryStore()
+    if url.startswith(("postgresql://", "postgres://")):
+        from .store.postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
+
+        return PostgresStore(url)  # type: ignore[no-any-return,unused-ignore]
+    raise ValueError(f"unknown store URL {url!r}: use sqlite:///path, memory:// or postgresql://")
+
+
+class Service:
+    def __init__(self, config: Config, store: Store | None = None) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.store = store if store is not None else make_store(config)
+        self.rooms = Rooms(
+            self.store,
+            config.limits,
+            config.rooms,
+            self.metrics,
+            idle_seconds=config.room_idle_seconds,
+        )
+        self.sessions: set[Session] = set()
+        self.draining = False
+
+    async def start(self) -> None:
+        await self.store.open()
+
+    async def stop(self) -> None:
+        """Graceful shutdown: commit what is queued, send what is queued, close 1001.
+        Idempotent (the signal handler and the lifespan both call it)."""
+        if self.draining:
+            return
+        self.draining = True
+        await self.rooms.close()
+        sessions = list(self.sessions)
+        await asyncio.gather(*(session.flush(timeout=2.0) for session in sessions))
+        for session in sessions:
+            session.close(CLOSE_GOING_AWAY, "server shutting down")
+        await asyncio.sleep(0)
+        await self.store.close()
+
+    def connected(self, session: Session) -> None:
+        self.sessions.add(session)
+        self.metrics.connections.set(len(self.sessions))
+
+    def disconnected(self, session: Session) -> None:
+        self.sessions.discard(session)
+        self.metrics.connections.set(len(self.sessions))

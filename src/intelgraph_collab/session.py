@@ -1,0 +1,137 @@
+"""One connected client as the room sees it: identity, clearance, outbound queue.
+
+The room never awaits a client's socket: it puts encoded messages on the
+session's bounded queue and returns. Each session's own writer task drains
+the queue, sending what has piled up as one frame (a JSON array) to clients
+that accept batches. A reader too slow for its queue is closed with 1013; it
+comes back with `since` and loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from .sync.views import Clearance
+
+log = logging.getLogger(__name__)
+
+SendText = Callable[[str], Awaitable[None]]
+Close = Callable[[int, str], Awaitable[None]]
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_TRY_AGAIN = 1013
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a session is and what it may do; fixed for the session's life."""
+
+    client_id: str
+    user: str | None
+    role: str = "editor"
+    clearance: Clearance = None
+    """None: may see every enclave (auth off)."""
+
+
+class Session:
+    def __init__(
+        self,
+        identity: Identity,
+        send_text: SendText,
+        close: Close,
+        *,
+        batch: bool,
+        max_queue: int = 10_000,
+        max_batch: int = 512,
+    ) -> None:
+        self.identity = identity
+        self.batch = batch
+        self._send_text = send_text
+        self._close = close
+        self._max_queue = max_queue
+        self._max_batch = max_batch if batch else 1
+        self._queue: deque[str] = deque()
+        self._ready = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self.closed = False
+        self.close_code: int | None = None
+
+    @property
+    def client_id(self) -> str:
+        return self.identity.client_id
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    def enqueue(self, text: str) -> None:
+        """Queue one encoded message. Never blocks; closes the session (1013) on overflow."""
+        if self.closed:
+            return
+        if len(self._queue) >= self._max_queue:
+            self._queue.clear()
+            self.close(CLOSE_TRY_AGAIN, "reader too slow; reconnect with since")
+            return
+        self._queue.append(text)
+        self._ready.set()
+
+    def start(self, first: str) -> None:
+        """Put the first message (initial_state or catch_up) ahead of anything
+        queued since the session joined, and start sending."""
+        if self.closed:
+            return
+        self._queue.appendleft(first)
+        self._ready.set()
+        self._writer = asyncio.get_running_loop().create_task(self._drain())
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the connection with `code` after the writer stops; idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_code = code
+        self._ready.set()
+        asyncio.get_running_loop().create_task(self._close_after_writer(code, reason))
+
+    async def _close_after_writer(self, code: int, reason: str) -> None:
+        if self._writer is not None and self._writer is not asyncio.current_task():
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._writer
+        with contextlib.suppress(Exception):
+            await self._close(code, reason)
+
+    async def _drain(self) -> None:
+        queue = self._queue
+        try:
+            while not self.closed:
+                if not queue:
+                    self._ready.clear()
+                    await self._ready.wait()
+                    continue
+                if len(queue) == 1 or self._max_batch == 1:
+                    text = queue.popleft()
+                else:
+                    count = min(len(queue), self._max_batch)
+                    text = "[" + ",".join([queue.popleft() for _ in range(count)]) + "]"
+                await self._send_text(text)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the socket went away; the reader side notices too
+            log.debug("send to %s failed: %r", self.client_id, exc)
+            self.closed = True
+
+    async def flush(self, timeout: float) -> None:
+        """Wait (bounded) until the queue is sent, e.g. before a graceful close."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._queue and not self.closed and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
