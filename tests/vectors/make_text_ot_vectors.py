@@ -203,7 +203,8 @@ def transform_position_cases() -> list[Case]:
         ("caret past the end is clamped", [2], 9, False, 2),
         ("negative caret is clamped", ["x", 2], -1, False, 0),
         ("caret on empty text, remote insert", ["abc"], 0, False, 0),
-        ("replacement over the caret, remote", [1, "XY", -2, 1], 2, False, 1),
+        ("caret inside a replaced range ends after the new text", [1, "XY", -2, 1], 2, False, 3),
+        ("caret at the start of a remote replacement stays", [1, "XY", -2, 1], 1, False, 1),
     ]
     return [
         {"name": n, "op": op, "position": p, "own": own, "result": r}
