@@ -6,6 +6,7 @@ log); this module owns the rules on what a client may put in it.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -106,13 +107,24 @@ def _check_value(name: str, value: object, limits: Limits) -> None:
         raise ProtocolError("bad_message", f"`{name}` must be a string")
     if name == "enclave" and not 1 <= len(str(value)) <= 64:
         raise ProtocolError("bad_message", "`enclave` must be 1-64 characters")
-    if _depth(value) > limits.max_value_depth:
-        raise ProtocolError("bad_message", f"`{name}` nests deeper than {limits.max_value_depth}")
+    _check_json(name, value, limits.max_value_depth)
 
 
-def _depth(value: object) -> int:
-    if isinstance(value, dict):
-        return 1 + max((_depth(item) for item in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(item) for item in value), default=0)
-    return 0
+_JS_SAFE_INTEGER = 2**53 - 1
+
+
+def _check_json(name: str, value: object, depth_left: int) -> None:
+    """Free-form values: nesting bounded, numbers every client can hold exactly
+    (JavaScript's safe integers, finite floats)."""
+    if isinstance(value, dict | list):
+        if depth_left <= 0:
+            raise ProtocolError("bad_message", f"`{name}` nests too deep")
+        for item in value.values() if isinstance(value, dict) else value:
+            _check_json(name, item, depth_left - 1)
+    elif isinstance(value, bool):
+        return
+    elif isinstance(value, int):
+        if abs(value) > _JS_SAFE_INTEGER:
+            raise ProtocolError("bad_message", f"`{name}` holds an integer beyond 2^53")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ProtocolError("bad_message", f"`{name}` holds a non-finite number")

@@ -12,11 +12,15 @@ from typing import Any
 
 import msgspec
 
+from .annotation import clean_payload
 from .errors import ProtocolError
 from .limits import Limits
 
 
 class AnnotationUpdate(msgspec.Struct, frozen=True, kw_only=True):
+    """Built by `decode_message`, which validates the payload; the engine
+    validates it again, since it is the last line before the state."""
+
     payload: dict[str, Any]
     op_id: str | None = None
     recreate: bool = False
@@ -118,6 +122,13 @@ def decode_message(document: object, limits: Limits) -> ClientMessage | Protocol
     problem = _shape_problem(message, limits)
     if problem is not None:
         return ProtocolError("bad_message", problem, op_id)
+    if isinstance(message, AnnotationUpdate):
+        # Refuse a bad payload here, before it takes a place in the sequencer.
+        try:
+            payload = clean_payload(message.payload, limits)
+        except ProtocolError as refusal:
+            return refusal.with_op_id(op_id)
+        message = msgspec.structs.replace(message, payload=payload)
     return message
 
 
