@@ -30,7 +30,7 @@ from .store.base import OpKey, Store, StoredGraph
 from .sync.engine import GraphState, Writer
 from .sync.errors import ProtocolError
 from .sync.limits import Limits
-from .sync.messages import Write
+from .sync.messages import AnnotationUpdate, Write
 from .sync.records import OpRecord
 from .sync.views import Clearance, may_see, view_of, visible_to
 
@@ -65,12 +65,23 @@ class WriteOutcome:
     """The applied record (None for a duplicate)."""
 
 
+class PreconditionFailed(ProtocolError):
+    """A write made conditional on the annotation's `seq` (REST `If-Match`)
+    found it at another seq: it changed since the caller read it."""
+
+    def __init__(self, message: str, op_id: str | None = None) -> None:
+        super().__init__("conflict", message, op_id)
+
+
 @dataclass
 class _PendingWrite:
     write: Write
     writer: Writer
     session: Session | None
     result: asyncio.Future[WriteOutcome] | None
+    expected_seq: int | None = None
+    """Apply only if the annotation's `seq` is this (checked in sequence, so race-free)."""
+    received: float = field(default_factory=time.perf_counter)
 
 
 @dataclass
@@ -81,6 +92,15 @@ class _Audience:
     last_seen: int
     """The seq of the last write announced to this audience (their `prev`)."""
     sessions: set[Session] = field(default_factory=set)
+
+
+def _target_of(write: Write) -> str | None:
+    """The id of the annotation a write targets (None for an update without
+    a usable id: it matches nothing, and the engine refuses it)."""
+    if isinstance(write, AnnotationUpdate):
+        target = write.payload.get("id")
+        return target if isinstance(target, str) else None
+    return write.id
 
 
 class RoomClosed(Exception):
@@ -187,10 +207,18 @@ class Room:
                 )
 
     def submit(
-        self, write: Write, writer: Writer, session: Session | None, *, want_result: bool = False
+        self,
+        write: Write,
+        writer: Writer,
+        session: Session | None,
+        *,
+        want_result: bool = False,
+        expected_seq: int | None = None,
     ) -> asyncio.Future[WriteOutcome] | None:
         """Queue a write for the next commit. Its ack (or error) goes to
-        `session`; a REST caller asks for a future instead."""
+        `session`; a REST caller asks for a future instead. With
+        `expected_seq`, the write is refused with PreconditionFailed unless
+        the annotation it targets is at that seq when it is sequenced."""
         result: asyncio.Future[WriteOutcome] | None = None
         if want_result:
             result = asyncio.get_running_loop().create_future()
@@ -199,7 +227,7 @@ class Room:
             if result is not None:
                 result.set_exception(RoomClosed(error.message))
             return result
-        self._writes.append(_PendingWrite(write, writer, session, result))
+        self._writes.append(_PendingWrite(write, writer, session, result, expected_seq))
         self._wakeup.set()
         return result
 
@@ -259,8 +287,10 @@ class Room:
         for item, outcome in zip(pending, outcomes, strict=True):
             if isinstance(outcome, WriteOutcome) and outcome.record is not None:
                 self._broadcast(outcome.record, item.session)
-            self._answer(item, outcome)
-        self.metrics.fanout(time.perf_counter() - started)
+                self._answer(item, outcome)
+                self.metrics.fanout(time.perf_counter() - item.received)
+            else:
+                self._answer(item, outcome)
         self._maybe_compact()
 
     async def _lookup_duplicates(self, pending: list[_PendingWrite]) -> dict[OpKey, int]:
@@ -282,6 +312,16 @@ class Room:
             if seq is not None:
                 self.metrics.write_duplicate()
                 return WriteOutcome(seq, True, None)
+        if item.expected_seq is not None:
+            target = _target_of(item.write)
+            current = None if target is None else self.state.annotations.get(target)
+            current_seq = None if current is None else current.get("seq")
+            if current_seq != item.expected_seq:
+                self.metrics.write_refused(item.write.type, "conflict")
+                found = "does not exist" if current_seq is None else f"is at seq {current_seq}"
+                return PreconditionFailed(
+                    f"the annotation {found}, not {item.expected_seq}", op_id
+                )
         try:
             record = self.state.resolve(item.write, item.writer, self.clock(), self.limits)
         except ProtocolError as refusal:
