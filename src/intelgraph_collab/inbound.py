@@ -6,6 +6,9 @@ bytes; the decisions (refuse, answer, hand to the room) are made here.
 
 from __future__ import annotations
 
+import logging
+
+from .logs import log_event
 from .metrics import Metrics
 from .room import Room, encode
 from .session import Session
@@ -13,6 +16,8 @@ from .sync.engine import Writer
 from .sync.errors import ProtocolError
 from .sync.limits import Limits
 from .sync.messages import Ping, Presence, decode_frame
+
+log = logging.getLogger(__name__)
 
 PONG = encode({"type": "pong"})
 
@@ -37,4 +42,5 @@ def handle_frame(frame: str | bytes, session: Session, room: Room, limits: Limit
 
 def refuse(session: Session, error: ProtocolError, metrics: Metrics) -> None:
     metrics.refused(error.code)
+    log_event(log, "refused", client=session.client_id, code=error.code)
     session.enqueue(encode(error.to_message()))

@@ -6,6 +6,8 @@ Each app gets its own registry (several apps live in one test process);
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
@@ -21,7 +23,10 @@ class Metrics:
             "collab_writes_total", "Writes by type and outcome", ["type", "outcome"], registry=r
         )
         self.refusals = Counter(
-            "collab_refused_total", "Refused messages by error code", ["code"], registry=r
+            "collab_refused_total",
+            "Refused messages by type (`message` when refused before it had one) and error code",
+            ["type", "code"],
+            registry=r,
         )
         self.commit_batch = Histogram(
             "collab_commit_batch_size",
@@ -34,7 +39,7 @@ class Metrics:
         )
         self.fanout_seconds = Histogram(
             "collab_fanout_seconds",
-            "From taking a batch of writes to the last broadcast enqueued",
+            "From a write's receipt by its room to its broadcast and ack enqueued",
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
@@ -44,12 +49,18 @@ class Metrics:
         self.slow_reader_closes = Counter(
             "collab_slow_reader_closes_total", "Sessions closed 1013 for a full queue", registry=r
         )
-        self.send_queue_depth = Histogram(
-            "collab_send_queue_depth",
-            "Depth of a session's send queue when its writer wakes",
-            buckets=(0, 1, 2, 4, 16, 64, 256, 1024, 4096),
-            registry=r,
+        # Sampled when /metrics is scraped: nothing on the hot path.
+        self.send_queue_max = Gauge(
+            "collab_send_queue_depth_max", "Deepest send queue of any open session", registry=r
         )
+        self.send_queue_total = Gauge(
+            "collab_send_queue_messages", "Messages queued for all open sessions", registry=r
+        )
+
+    def watch_send_queues(self, depths: Callable[[], Iterable[int]]) -> None:
+        """Sample the send-queue depths `depths()` returns at every scrape."""
+        self.send_queue_max.set_function(lambda: float(max(depths(), default=0)))
+        self.send_queue_total.set_function(lambda: float(sum(depths())))
 
     def commit(self, records: int, seconds: float) -> None:
         self.commit_batch.observe(records)
@@ -66,10 +77,11 @@ class Metrics:
 
     def write_refused(self, kind: str, code: str) -> None:
         self.writes.labels(kind, "refused").inc()
-        self.refusals.labels(code).inc()
+        self.refusals.labels(kind, code).inc()
 
-    def refused(self, code: str) -> None:
-        self.refusals.labels(code).inc()
+    def refused(self, code: str, kind: str = "message") -> None:
+        """A message refused before it reached a room (bad shape, too large...)."""
+        self.refusals.labels(kind, code).inc()
 
     def joined(self, kind: str) -> None:
         self.joins.labels(kind).inc()

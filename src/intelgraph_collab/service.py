@@ -9,6 +9,7 @@ import asyncio
 import logging
 
 from .config import Config
+from .logs import log_event
 from .metrics import Metrics
 from .rooms import Rooms
 from .session import CLOSE_GOING_AWAY, Session
@@ -54,6 +55,7 @@ class Service:
         )
         self.sessions: set[Session] = set()
         self.draining = False
+        self.metrics.watch_send_queues(lambda: [s.queue_depth for s in self.sessions])
 
     async def start(self) -> None:
         await self.store.open()
@@ -75,6 +77,11 @@ class Service:
     def connected(self, session: Session) -> None:
         self.sessions.add(session)
         self.metrics.connections.set(len(self.sessions))
+        session.on_slow_reader = self._slow_reader
+
+    def _slow_reader(self, session: Session) -> None:
+        self.metrics.slow_reader_closes.inc()
+        log_event(log, "slow_reader_close", logging.WARNING, client=session.client_id, code=1013)
 
     def disconnected(self, session: Session) -> None:
         self.sessions.discard(session)

@@ -64,6 +64,8 @@ class Session:
         self._writer: asyncio.Task[None] | None = None
         self.closed = False
         self.close_code: int | None = None
+        self.on_slow_reader: Callable[[Session], None] | None = None
+        """Called when the session is closed 1013 for a full queue (metrics, logs)."""
 
     @property
     def client_id(self) -> str:
@@ -80,6 +82,8 @@ class Session:
         if len(self._queue) >= self._max_queue:
             self._queue.clear()
             self.close(CLOSE_TRY_AGAIN, "reader too slow; reconnect with since")
+            if self.on_slow_reader is not None:
+                self.on_slow_reader(self)
             return
         self._queue.append(text)
         self._ready.set()

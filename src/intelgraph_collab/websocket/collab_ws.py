@@ -14,6 +14,7 @@ import uuid
 from fastapi import APIRouter, WebSocket
 
 from ..inbound import handle_frame, refuse
+from ..logs import log_event
 from ..service import Service
 from ..session import CLOSE_POLICY, Identity, Session
 from ..sync.errors import ProtocolError
@@ -64,7 +65,7 @@ async def serve_session(
 ) -> None:
     room = await service.rooms.acquire(graph_id)
     service.connected(session)
-    log.info("connect graph=%s client=%s user=%s", graph_id, session.client_id, session.identity.user)
+    log_event(log, "connect", graph=graph_id, client=session.client_id, user=session.identity.user)
     limits, metrics = service.config.limits, service.metrics
     try:
         room.join(session, since)
@@ -81,4 +82,6 @@ async def serve_session(
         room.leave(session)
         service.disconnected(session)
         service.rooms.release(graph_id)
-        log.info("disconnect graph=%s client=%s code=%s", graph_id, session.client_id, session.close_code)
+        log_event(
+            log, "disconnect", graph=graph_id, client=session.client_id, code=session.close_code
+        )
