@@ -1,0 +1,88 @@
+"""What a run records: delivery and ack latencies, counts, errors.
+
+One `Collector` per generator process; every session of the process writes
+into it from its message callback, synchronously (no locks: one event loop).
+"""
+
+from __future__ import annotations
+
+import time
+from array import array
+from collections import Counter
+
+_FAR = 1 << 62
+
+
+class Collector:
+    """Counts and latency samples for writes sent inside the measuring window.
+
+    A write is measured when its embedded send time (microseconds of
+    CLOCK_MONOTONIC) falls in [window_start_us, window_end_us): writes of the
+    warm-up, and late ones after the window, are sent but not counted, on
+    either side.
+    """
+
+    def __init__(self) -> None:
+        self.window_start_us = _FAR
+        self.window_end_us = _FAR
+        self.delivery_ns = array("q")
+        self.ack_ns = array("q")
+        self.writes_sent = 0  # in the window
+        self.deliveries_expected = 0
+        self.deliveries_received = 0
+        self.duplicates = 0
+        self.writes_acked = 0
+        self.errors: Counter[str] = Counter()
+        self.closes: Counter[int] = Counter()
+
+    def open_window(self, start_us: int, end_us: int) -> None:
+        self.window_start_us = start_us
+        self.window_end_us = end_us
+
+    def in_window(self, t_us: int) -> bool:
+        return self.window_start_us <= t_us < self.window_end_us
+
+    def sent(self, t_us: int, receivers: int) -> None:
+        """A write was sent at t_us; `receivers` live clients should get it."""
+        if self.window_start_us <= t_us < self.window_end_us:
+            self.writes_sent += 1
+            self.deliveries_expected += receivers
+
+    def acked(self, t_us: int, now_ns: int) -> None:
+        if self.window_start_us <= t_us < self.window_end_us:
+            self.writes_acked += 1
+            self.ack_ns.append(now_ns - t_us * 1000)
+
+    def error(self, code: str) -> None:
+        self.errors[code] += 1
+
+
+class DeliveryTracker:
+    """Per receiver: the newest write index seen from each writer.
+
+    Each writer's writes reach a receiver in order (every protocol measured
+    here is ordered per connection), so an index not above the last one
+    seen is a duplicate; a gap is a loss, counted at the end as
+    expected - received.
+    """
+
+    __slots__ = ("collector", "last")
+
+    def __init__(self, collector: Collector) -> None:
+        self.collector = collector
+        self.last: dict[int, int] = {}
+
+    def deliver(self, writer: int, index: int, t_us: int, now_ns: int) -> None:
+        col = self.collector
+        if not (col.window_start_us <= t_us < col.window_end_us):
+            return
+        if index > self.last.get(writer, -1):
+            self.last[writer] = index
+            col.deliveries_received += 1
+            col.delivery_ns.append(now_ns - t_us * 1000)
+        else:
+            col.duplicates += 1
+
+
+def now_us() -> int:
+    return time.monotonic_ns() // 1000
