@@ -1,0 +1,1 @@
+"""Fan-out between server nodes: committed records and presence, per graph."""
