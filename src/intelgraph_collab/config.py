@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from .room import RoomSettings
+from .security_settings import SecuritySettings
 from .sync.limits import Limits
 
 
@@ -35,6 +36,8 @@ class Config:
     """Frames larger than this are refused by the transport with close 1009;
     frames up to it but over `limits.max_frame_bytes` get a `too_large` error."""
     log_level: str = "info"
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    """Token secret (auth), Origin allowlist, rate and connection limits."""
 
     @classmethod
     def from_env(cls, **overrides: object) -> Config:
@@ -52,6 +55,8 @@ class Config:
             "ws_ping_interval": float(_env("WS_PING_INTERVAL", str(base.ws_ping_interval))),
             "ws_ping_timeout": float(_env("WS_PING_TIMEOUT", str(base.ws_ping_timeout))),
             "log_level": _env("LOG_LEVEL", base.log_level),
+            "ws_max_frame_bytes": int(_env("WS_MAX_FRAME_BYTES", str(base.ws_max_frame_bytes))),
+            "security": SecuritySettings.from_env(),
             "limits": Limits(
                 max_frame_bytes=int(_env("MAX_FRAME_BYTES", str(base.limits.max_frame_bytes))),
                 max_message_bytes=int(

@@ -8,11 +8,15 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from .auth import Authenticator, Revocations
 from .config import Config
 from .logs import log_event
 from .metrics import Metrics
+from .origins import OriginPolicy
+from .ratelimit import ConnectionLimiter
 from .rooms import Rooms
-from .session import CLOSE_GOING_AWAY, Session
+from .security_settings import revocations_path
+from .session import CLOSE_GOING_AWAY, CLOSE_UNAUTHENTICATED, Session
 from .store.base import Store
 
 log = logging.getLogger(__name__)
@@ -56,9 +60,17 @@ class Service:
         self.sessions: set[Session] = set()
         self.draining = False
         self.metrics.watch_send_queues(lambda: [s.queue_depth for s in self.sessions])
+        security = config.security
+        self.auth = Authenticator(
+            security.secret,
+            Revocations(revocations_path(security, config.store, config.db)),
+        )
+        self.origins = OriginPolicy(security.allowed_origins, config.host, config.port)
+        self.connection_limits = ConnectionLimiter(security.connections)
 
     async def start(self) -> None:
         await self.store.open()
+        await self.auth.revocations.open()
 
     async def stop(self) -> None:
         """Graceful shutdown: commit what is queued, send what is queued, close 1001.
@@ -86,3 +98,13 @@ class Service:
     def disconnected(self, session: Session) -> None:
         self.sessions.discard(session)
         self.metrics.connections.set(len(self.sessions))
+
+    async def revoke_user(self, user: str) -> tuple[float, int]:
+        """Refuse `user`'s tokens issued until now and close their live
+        sessions with 4401. Returns (revoked_at, sessions closed)."""
+        revoked_at = await self.auth.revocations.revoke(user)
+        closing = [s for s in self.sessions if s.identity.user == user and not s.closed]
+        for session in closing:
+            session.close(CLOSE_UNAUTHENTICATED, "revoked")
+        log_event(log, "user_revoked", logging.WARNING, user=user, sessions=len(closing))
+        return revoked_at, len(closing)

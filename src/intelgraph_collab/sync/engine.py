@@ -31,16 +31,21 @@ from .errors import ProtocolError
 from .limits import Limits
 from .messages import AnnotationDelete, AnnotationUpdate, TextOp, Write
 from .records import OpRecord
+from .views import Clearance
 
 _size_encoder = msgspec.json.Encoder()
 
 
 @dataclass(frozen=True, slots=True)
 class Writer:
-    """Who is writing: stamped into the record, never taken from the payload."""
+    """Who is writing: stamped into the record, never taken from the payload.
+    `role` and `clearance` are what `policy.authorize_write` checks."""
 
     client_id: str
     author: str | None
+    role: str = "editor"
+    clearance: Clearance = None
+    """None: may write every enclave (auth off)."""
 
 
 @dataclass
