@@ -146,6 +146,17 @@ export class TextFieldSync {
   }
 
   /**
+   * The op in flight transformed past every remote op applied since it was
+   * sent: it applies to the server text at `revision`, so the caller can fold
+   * it into its copy of the server state when the ack (which carries no ops)
+   * comes. Null when nothing is in flight.
+   * @returns {Op | null}
+   */
+  pendingOp() {
+    return this.#pending === null ? null : [...this.#pending];
+  }
+
+  /**
    * Start afresh from the server's text (initial_state, or a whole-field
    * replacement): in-flight and buffered edits are dropped.
    * @param {string} text

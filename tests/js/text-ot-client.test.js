@@ -68,12 +68,16 @@ describe('TextFieldSync states', () => {
     assert.equal(sync.text, '\u{1F600}\u{1F389}\u{1F600}\u2728');
   });
 
-  test('inFlight is the op exactly as first sent, even after remote ops', () => {
+  test('inFlight is the op exactly as first sent; pendingOp follows the server text', () => {
     const sync = new TextFieldSync('ab', 2);
     const sent = sync.localEdit([2, 'c']);
+    assert.deepEqual(sync.pendingOp(), [2, 'c']);
     sync.serverOp(['x', 2], 3);
     assert.deepEqual(sync.inFlight(), sent);
-    assert.equal(sync.text, 'xabc');
+    assert.deepEqual(sync.pendingOp(), [3, 'c']); // applies to the server text 'xab'
+    assert.equal(apply('xab', sync.pendingOp()), sync.text);
+    sync.serverAck(4);
+    assert.equal(sync.pendingOp(), null);
   });
 
   test('a duplicate ack (after a resend) and a stale broadcast are ignored', () => {
@@ -121,6 +125,8 @@ class Server {
     /** @type {Array<{seq: number, client: number|null, opId: string|null, ops: any[]|null}>} */
     this.log = [];
     this.seen = new Map();
+    /** the text after each seq */
+    this.texts = [text];
   }
 
   /** PROTOCOL.md: dedupe by (client_id, op_id), transform since base, apply. */
@@ -143,6 +149,7 @@ class Server {
     this.seq += 1;
     const entry = { seq: this.seq, client, opId, ops };
     this.log.push(entry);
+    this.texts.push(this.text);
     return entry;
   }
 
@@ -182,6 +189,21 @@ class Simulation {
   }
 
   run(event) {
+    this.step(event);
+    // After every event: local text = server text at the revision + the
+    // in-flight op as transformed (pendingOp) + the buffer.
+    for (const client of this.clients) {
+      const { sync } = client;
+      const known = this.server.texts[sync.revision];
+      const pending = sync.pendingOp();
+      const afterPending = pending === null ? known : apply(known, pending);
+      if (sync.state !== 'awaiting_with_buffer') {
+        assert.equal(afterPending, sync.text, `client ${client.index}: pendingOp out of step`);
+      }
+    }
+  }
+
+  step(event) {
     if (event.type === 'other') return this.broadcast(this.server.otherWrite(), null);
     const client = this.clients[event.client];
     switch (event.type) {

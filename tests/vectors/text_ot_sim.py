@@ -96,6 +96,9 @@ class ClientPort:
     def in_flight(self) -> tuple[int, Op] | None:
         return self.sent
 
+    def pending_op(self) -> Op | None:
+        return self.pending
+
 
 @dataclass
 class Sequenced:
@@ -114,6 +117,7 @@ class Server:
         self.text = text
         self.seq = 0
         self.log: list[Sequenced] = []
+        self.texts = [text]  # the text after each seq
         self.seen: dict[tuple[int, str], int] = {}
 
     def receive(self, client: int, op_id: str, base: int, ops: Op) -> tuple[Sequenced, bool]:
@@ -135,6 +139,7 @@ class Server:
         self.seq += 1
         entry = Sequenced(self.seq, client, op_id, ops)
         self.log.append(entry)
+        self.texts.append(self.text)
         return entry
 
     def since(self, seq: int) -> list[Sequenced]:
@@ -196,6 +201,7 @@ class Simulation:
         kind = event["type"]
         if kind == "other":
             self._broadcast(self.server.other_write(), writer=None)
+            self._check_clients()
             return
         client = self.clients[event["client"]]
         if kind == "edit":
@@ -222,6 +228,18 @@ class Simulation:
                 client.up.append(Upstream(client.in_flight_op_id, sent[0], list(sent[1])))
         else:
             raise ValueError(f"unknown event {kind!r}")
+        self._check_clients()
+
+    def _check_clients(self) -> None:
+        """After every event: local text = server text at the client's
+        revision + the pending (in-flight, transformed) op + the buffer."""
+        for client in self.clients:
+            sync = client.sync
+            text = self.server.texts[sync.revision]
+            for op in (sync.pending_op(), sync.buffer):
+                if op is not None:
+                    text = text_ot.apply(text, op)
+            assert text == sync.text, f"client {client.index} lost track of its edits"
 
     def _edit(self, client: SimClient, ops: Op) -> None:
         before = client.sync.text
