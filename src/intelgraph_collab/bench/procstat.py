@@ -59,3 +59,36 @@ class CpuWindow:
                 return None
             delta += cpu_ticks(pid) - before
         return cpu_percent(delta, wall, CLOCK_TICKS)
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, steal) clock ticks of the whole machine, all cores (/proc/stat)."""
+    with open("/proc/stat", "rb") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return user + nice + system + irq + softirq, steal
+
+
+@dataclass
+class MachineWindow:
+    """Whole-machine CPU use (percent of one core) and VM steal between start and stop.
+
+    Busy minus the server's and the generator's own share is what other
+    processes took: on a shared machine, the noise in a run.
+    """
+
+    _busy: int = 0
+    _steal: int = 0
+    _t0: float = 0.0
+
+    def start(self) -> None:
+        self._busy, self._steal = machine_ticks()
+        self._t0 = time.monotonic()
+
+    def stop(self) -> tuple[float, float]:
+        wall = time.monotonic() - self._t0
+        busy, steal = machine_ticks()
+        return (
+            cpu_percent(busy - self._busy, wall, CLOCK_TICKS),
+            cpu_percent(steal - self._steal, wall, CLOCK_TICKS),
+        )

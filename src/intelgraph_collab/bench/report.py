@@ -46,6 +46,8 @@ def rate_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
         ("server CPU", fmt(r.get("server_cpu_pct"), 0, " %")),
         ("generator CPU", fmt(r.get("generator_cpu_pct"), 0, " %")),
         ("generator loop lag p99", fmt(r.get("loop_lag_p99_ms"), 2, " ms")),
+        ("other processes' CPU (VM steal)",
+         fmt(r.get("other_cpu_pct"), 0, " %") + f" ({fmt(r.get('steal_cpu_pct'), 0, ' %')})"),
     ]
     if r.get("server_rss_mib") is not None:
         rows.append(("server RSS", fmt(r["server_rss_mib"], 1, " MiB")))

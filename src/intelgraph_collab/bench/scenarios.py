@@ -185,6 +185,7 @@ async def _drive(
     send_lag = array("q")
     gen_cpu = procstat.CpuWindow((os.getpid(),))
     srv_cpu = procstat.CpuWindow(_pids(target))
+    machine = procstat.MachineWindow()
     in_window = False
     total_s = spec.warmup + spec.duration
     next_progress = 0
@@ -199,6 +200,7 @@ async def _drive(
             lag.recording = True
             gen_cpu.start()
             srv_cpu.start()
+            machine.start()
         while heap[0][0] <= now:
             due, idx = heap[0]
             if due >= t_end:
@@ -217,6 +219,12 @@ async def _drive(
     lag.recording = False
     gen_pct = gen_cpu.stop()
     srv_pct = srv_cpu.stop()
+    machine_pct, steal_pct = machine.stop() if in_window else (None, None)
+    other_pct = (
+        max(0.0, machine_pct - (gen_pct or 0.0) - (srv_pct or 0.0))
+        if machine_pct is not None
+        else None
+    )
     wall = (time.monotonic_ns() - t_window) / 1e9 if in_window else spec.duration
 
     # Drain: wait for every expected delivery (and ack) or the timeout.
@@ -238,6 +246,7 @@ async def _drive(
         send_lag_p99_ms=send_lag_p99,
         writes_sent=col.writes_sent,
         writes_planned=int(len(writers) * spec.rate * spec.duration),
+        other_cpu_percent=other_pct,
     )
     receivers_per_write = (
         col.deliveries_expected / col.writes_sent if col.writes_sent else 0.0
@@ -267,6 +276,8 @@ async def _drive(
             "generator_cpu_pct": gen_pct,
             "loop_lag_p99_ms": lag.p99_ms(),
             "send_lag_p99_ms": send_lag_p99,
+            "other_cpu_pct": other_pct,
+            "steal_cpu_pct": steal_pct,
         }
     )
     if not has_acks:
@@ -354,6 +365,12 @@ async def run_ramp(
             progress(f"ramp {total}/s {label}", done, of)
 
         step = await run_rate(target, step_spec, step_progress)
+        if step["saturated"] or not step_passes(step, p99_limit_ms):
+            # This machine is shared and noisy: a step fails only if it fails twice.
+            step["retried"] = True
+            results.append(step)
+            await asyncio.sleep(0.5)
+            step = await run_rate(target, step_spec, step_progress)
         results.append(step)
         if step["saturated"]:
             stop_reason = "generator saturated: " + "; ".join(step["saturation"])

@@ -111,6 +111,7 @@ def saturation_reasons(
     send_lag_p99_ms: float | None,
     writes_sent: int,
     writes_planned: int,
+    other_cpu_percent: float | None = None,
     limits: SaturationLimits = SaturationLimits(),
 ) -> list[str]:
     """Why the generator was saturated during a run; empty when it was not.
@@ -135,6 +136,8 @@ def saturation_reasons(
         )
     if writes_planned > 0 and writes_sent < limits.min_send_ratio * writes_planned:
         reasons.append(f"generator sent only {writes_sent} of {writes_planned} planned writes")
+    if reasons and other_cpu_percent is not None and other_cpu_percent >= 50.0:
+        reasons.append(f"other processes used {other_cpu_percent:.0f}% CPU: the machine was busy")
     return reasons
 
 
