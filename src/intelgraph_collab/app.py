@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from .api.routes import install_rest_api
 from .config import Config
 from .service import Service
 from .store.base import Store
@@ -28,4 +29,5 @@ def create_app(config: Config | None = None, store: Store | None = None) -> Fast
     app = FastAPI(title="IntelGraph Collab", version="1", lifespan=lifespan)
     app.state.service = service
     app.include_router(websocket_router)
+    install_rest_api(app, config.limits)
     return app

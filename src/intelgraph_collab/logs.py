@@ -11,7 +11,7 @@ import json
 import logging
 import re
 
-_BARE = re.compile(r"[A-Za-z0-9_.:/@+-]+")
+_BARE = re.compile(r"[A-Za-z0-9_.:/@+{}-]+")
 _MAX_VALUE_CHARS = 200
 
 

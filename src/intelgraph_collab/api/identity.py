@@ -1,0 +1,56 @@
+"""Who is calling a REST route: the identity every route reads and writes as.
+
+The client id names the caller in the log and scopes its Idempotency-Keys
+(dedupe is per (client_id, op_id), as on the WebSocket): `X-Client-Id` if
+sent, else `rest:<user>` (`rest:anonymous` without a user).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from ..service import Service
+from ..session import Identity
+from ..sync.engine import Writer
+
+CLIENT_ID_MAX = 64
+USER_MAX = 128
+
+
+def service_of(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+async def rest_caller(
+    x_client_id: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=CLIENT_ID_MAX,
+            description="Your client id (default `rest:<user>`): scopes Idempotency-Keys.",
+        ),
+    ] = None,
+    x_user: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=USER_MAX,
+            description="Display name stamped as the author, when auth is off "
+            "(the WebSocket's `user` parameter).",
+        ),
+    ] = None,
+) -> Identity:
+    user = x_user or None
+    client_id = x_client_id or f"rest:{user or 'anonymous'}"
+    return Identity(client_id=client_id, user=user)
+
+
+Caller = Annotated[Identity, Depends(rest_caller)]
+ServiceDep = Annotated[Service, Depends(service_of)]
+
+
+def writer_of(caller: Identity) -> Writer:
+    return Writer(client_id=caller.client_id, author=caller.user)
