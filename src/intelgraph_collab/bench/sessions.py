@@ -194,10 +194,10 @@ class IntelGraphSession(Session):
                 }
             )
             if len(batch) >= per_frame:
-                self.ws.send_text(_encode(batch))
+                self.ws.send_text(_encode(batch if len(batch) > 1 else batch[0]))
                 batch = []
         if batch:
-            self.ws.send_text(_encode(batch))
+            self.ws.send_text(_encode(batch if len(batch) > 1 else batch[0]))
 
     def on_frame(self, opcode: int, payload: bytes) -> None:
         now = time.monotonic_ns()
