@@ -29,7 +29,8 @@ import { Emitter } from './emitter.js';
  *   one undoable change; performing it yields its inverse
  * @typedef {{change: [AnnotationChange], reset: [Annotation[]], presence: [PresenceEntry[]],
  *   status: [Status], history: [{canUndo: boolean, canRedo: boolean}],
- *   error: [import('./delta-sync.js').ClientError], latency: [import('./delta-sync.js').Latency]}} StoreEvents
+ *   error: [import('./delta-sync.js').ClientError], latency: [import('./delta-sync.js').Latency],
+ *   pending: [number]}} StoreEvents
  */
 
 const HISTORY_LIMIT = 200;
@@ -80,6 +81,7 @@ export class AnnotationStore {
     client.on('status', (status) => this.#events.emit('status', status));
     client.on('error', (error) => this.#events.emit('error', error));
     client.on('latency', (latency) => this.#events.emit('latency', latency));
+    client.on('pending', (count) => this.#events.emit('pending', count));
   }
 
   /**
@@ -285,7 +287,9 @@ export class AnnotationStore {
           for (const name of Object.keys(action.fields)) previous[name] = name in before ? clone(before[name]) : null;
           inverse = { type: 'set', id: action.id, fields: previous };
         }
-        this.#client.update(action.id, action.fields);
+        // Writing to an annotation deleted earlier (e.g. after undoing its
+        // creation) must re-create it, or the server refuses it.
+        this.#client.update(action.id, action.fields, { recreate: !before && this.#client.isDeleted(action.id) });
         break;
       }
       case 'tags': {

@@ -42,7 +42,8 @@ import { apply as applyOps, diffToOp } from './text-ot.js';
  * @typedef {{code: string, message: string, opId?: string | null, closeCode?: number, write?: PendingWrite}} ClientError
  * @typedef {{kind: 'ping' | 'ack', ms: number}} Latency
  * @typedef {{status: [Status], annotation: [AnnotationChange], snapshot: [Record<string, Annotation>],
- *   presence: [PresenceEntry[]], error: [ClientError], latency: [Latency]}} ClientEvents
+ *   presence: [PresenceEntry[]], error: [ClientError], latency: [Latency], pending: [number]}} ClientEvents
+ *   pending: the number of unacked own writes, when it changes
  * @typedef {{url?: string, token?: string, user?: string, clientId?: string,
  *   storage?: StorageLike | null, sessionStorage?: StorageLike | null,
  *   WebSocket?: import('./connection.js').WebSocketConstructor, batch?: boolean, autoConnect?: boolean,
@@ -102,6 +103,7 @@ export class CollaborationClient {
   #rtt = /** @type {number | null} */ (null);
   #ackLatency = /** @type {number | null} */ (null);
   #storageFailed = false;
+  #pendingReported = 0;
   /** @type {Array<[string, () => void]>} */
   #envListeners = [];
   #env;
@@ -205,6 +207,16 @@ export class CollaborationClient {
   /** @returns {Record<string, Annotation>} every live annotation by id, copies */
   getAll() {
     return clone(Object.fromEntries(this.#view));
+  }
+
+  /**
+   * The annotation is gone and was deleted (not merely unknown): writing it
+   * again needs `recreate` (the server refuses a plain update with conflict).
+   * @param {string} id
+   */
+  isDeleted(id) {
+    if (this.#view.has(id)) return false;
+    return this.#tombstones.has(id) || this.#pending.some((entry) => entry.type === 'annotation_delete' && entry.id === id);
   }
 
   /** @returns {PresenceEntry[]} the others on this graph and their state */
@@ -970,6 +982,10 @@ export class CollaborationClient {
     for (const event of events) {
       this.#events.emit('annotation', event);
       if (!snapshot) this.#callback(event.annotation ?? { id: event.id, deleted: true }, false);
+    }
+    if (this.#pending.length !== this.#pendingReported) {
+      this.#pendingReported = this.#pending.length;
+      this.#events.emit('pending', this.#pendingReported);
     }
   }
 

@@ -139,6 +139,15 @@ describe('undo and redo', () => {
     assert.deepEqual(history.at(-1), { canUndo: true, canRedo: false });
   });
 
+  test('writing again to an annotation whose creation was undone re-creates it', () => {
+    const { store, writes } = live();
+    const id = store.create('ENTITY', 'e3', { kind: 'tag' });
+    store.undo();
+    store.update(id, { kind: 'tag', target_type: 'ENTITY', target_id: 'e3', color: 'red' });
+    assert.equal(writes().at(-1).recreate, true);
+    assert.equal(store.get(id)?.color, 'red');
+  });
+
   test("only this user's changes are undone, most recent first", () => {
     const { h, store } = live();
     store.update('a1', { color: 'one' });
