@@ -105,9 +105,6 @@ def _describe(item: Any) -> str:
 async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
     code = _CODE_BY_STATUS.get(error.status_code, "bad_message")
     message = str(error.detail)
-    if error.status_code == 413:
-        limit = request.scope.get("starlette.max_body_size")
-        message = f"request body exceeds {limit} bytes" if limit is not None else message
     response = error_response(error.status_code, code, message, dict(error.headers or {}))
     return _logged(request, response, code)
 
