@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from .api.admin import router as admin_router
 from .api.routes import install_rest_api
 from .config import Config
 from .service import Service
@@ -29,5 +30,6 @@ def create_app(config: Config | None = None, store: Store | None = None) -> Fast
     app = FastAPI(title="IntelGraph Collab", version="1", lifespan=lifespan)
     app.state.service = service
     app.include_router(websocket_router)
+    app.include_router(admin_router)
     install_rest_api(app, config.limits)
     return app

@@ -24,6 +24,10 @@ from typing import Any, Literal, cast
 
 import jwt
 
+from .session import Identity
+from .sync.annotation import UNCLASSIFIED
+from .sync.engine import Writer
+
 ALGORITHM = "HS256"
 ROLES: tuple[str, ...] = ("viewer", "commenter", "editor", "admin")
 Role = Literal["viewer", "commenter", "editor", "admin"]
@@ -249,6 +253,37 @@ class Authenticator:
             raise Unauthenticated("token revoked")
         return claims
 
-    def authorize_graph(self, claims: Claims, graph_id: str) -> None:
-        if not claims.may_open(graph_id):
-            raise GraphForbidden(f"the token does not grant graph {graph_id!r}")
+    def admit(self, token: str | None, graph_id: str | None) -> Claims | None:
+        """The caller's claims (None when auth is off), checked against
+        `graph_id` when given. Raises Unauthenticated or GraphForbidden."""
+        if not self.enabled:
+            return None
+        claims = self.authenticate(token)
+        if graph_id is not None and not claims.may_open(graph_id):
+            raise GraphForbidden("the token does not grant this graph")
+        return claims
+
+
+# -- identities --------------------------------------------------------------
+
+
+def identity_for(claims: Claims | None, client_id: str, display_name: str | None) -> Identity:
+    """The session identity of a caller: from its token when auth is on (the
+    user is the token's `sub`, whatever the connection parameters say); with
+    auth off, the self-declared display name, every right, every enclave."""
+    if claims is None:
+        return Identity(client_id=client_id, user=display_name)
+    # UNCLASSIFIED is in every clearance: leaving it out makes clearances that
+    # see the same thing one audience (one encoding per broadcast).
+    return Identity(
+        client_id=client_id,
+        user=claims.user,
+        role=claims.role,
+        clearance=claims.clearance - {UNCLASSIFIED},
+    )
+
+
+def writer_for(identity: Identity) -> Writer:
+    """The engine's view of who writes: author, role and clearance come from
+    the identity (the token), never from the message."""
+    return Writer(identity.client_id, identity.user, identity.role, identity.clearance)

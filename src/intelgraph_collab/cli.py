@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from .config import Config
+from .token_cli import add_token_parser, run_token, security_from_flags, startup_check
 
 log = logging.getLogger("intelgraph_collab")
 
@@ -28,9 +29,26 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--store", help="store URL: postgresql://..., memory:// (env COLLAB_STORE)")
     serve.add_argument("--fanout", help="fan-out between nodes: redis://... (env COLLAB_FANOUT)")
     serve.add_argument("--log-level", help="debug, info, warning (env COLLAB_LOG_LEVEL)")
+    serve.add_argument(
+        "--secret-file",
+        help="token secret file: turns auth on (env COLLAB_SECRET or COLLAB_SECRET_FILE)",
+    )
+    serve.add_argument(
+        "--allowed-origins",
+        help="comma-separated browser origins allowed to connect, * for any "
+        "(env COLLAB_ALLOWED_ORIGINS; default: the server's own origin)",
+    )
+    add_token_parser(commands)
     commands.add_parser("bench", help="load-test a server (see `intelgraph-collab bench --help`)")
     args = parser.parse_args(argv)
+    if args.command == "token":
+        return run_token(args)
     if args.command == "serve":
+        try:
+            security = security_from_flags(args.secret_file, args.allowed_origins)
+        except (OSError, ValueError) as exc:
+            print(f"intelgraph-collab serve: {exc}", file=sys.stderr)
+            return 2
         config = Config.from_env(
             host=args.host,
             port=args.port,
@@ -38,7 +56,11 @@ def main(argv: list[str] | None = None) -> int:
             store=args.store,
             fanout=args.fanout,
             log_level=args.log_level,
+            security=security,
         )
+        refused = startup_check(config)
+        if refused is not None:
+            return refused
         return serve_forever(config)
     return 2
 

@@ -8,25 +8,44 @@ from __future__ import annotations
 
 import logging
 
+from .auth import writer_for
 from .logs import log_event
 from .metrics import Metrics
+from .ratelimit import MessageRateLimiter, Verdict
 from .room import Room, encode
-from .session import Session
-from .sync.engine import Writer
+from .session import CLOSE_POLICY, Session
 from .sync.errors import ProtocolError
 from .sync.limits import Limits
-from .sync.messages import Ping, Presence, decode_frame
+from .sync.messages import ClientMessage, Ping, Presence, decode_frame
 
 log = logging.getLogger(__name__)
 
 PONG = encode({"type": "pong"})
 
 
-def handle_frame(frame: str | bytes, session: Session, room: Room, limits: Limits, metrics: Metrics) -> None:
+def handle_frame(
+    frame: str | bytes,
+    session: Session,
+    room: Room,
+    limits: Limits,
+    metrics: Metrics,
+    rate: MessageRateLimiter | None = None,
+) -> None:
     """Route every message of one frame, in order. Refusals go back as `error`
-    messages; nothing a client sends can raise out of here."""
-    writer = Writer(session.client_id, session.identity.user)
-    for message in decode_frame(frame, limits):
+    messages; nothing a client sends can raise out of here. With `rate`, each
+    message (each element of a batch) takes a token first."""
+    if session.closed:
+        return
+    # The frame's first message pays before the frame is decoded: a flood
+    # of big frames is refused without the cost of parsing them.
+    if rate is not None and not _within_rate(rate.check(), None, session, metrics):
+        return
+    writer = writer_for(session.identity)
+    for index, message in enumerate(decode_frame(frame, limits)):
+        if index and rate is not None and not _within_rate(rate.check(), message, session, metrics):
+            if session.closed:
+                return
+            continue
         if isinstance(message, ProtocolError):
             refuse(session, message, metrics)
         elif isinstance(message, Ping):
@@ -38,6 +57,33 @@ def handle_frame(frame: str | bytes, session: Session, room: Room, limits: Limit
                 refuse(session, refusal, metrics)
         else:
             room.submit(message, writer, session)
+
+
+def handle_binary(
+    session: Session, metrics: Metrics, rate: MessageRateLimiter | None = None
+) -> None:
+    """Binary frames are not part of the protocol: refused, and rate-limited
+    like any other frame."""
+    if session.closed:
+        return
+    if rate is not None and not _within_rate(rate.check(), None, session, metrics):
+        return
+    refuse(session, ProtocolError("bad_message", "binary frames are not accepted"), metrics)
+
+
+def _within_rate(
+    verdict: Verdict, message: ClientMessage | ProtocolError | None, session: Session,
+    metrics: Metrics,
+) -> bool:
+    if verdict is Verdict.ALLOW:
+        return True
+    if verdict is Verdict.CLOSE:
+        log_event(log, "rate_limit_close", logging.WARNING, client=session.client_id, code=1008)
+        session.close(CLOSE_POLICY, "rate limit exceeded")
+        return False
+    op_id = getattr(message, "op_id", None)
+    refuse(session, ProtocolError("rate_limited", "too many messages; slow down", op_id), metrics)
+    return False
 
 
 def refuse(session: Session, error: ProtocolError, metrics: Metrics) -> None:

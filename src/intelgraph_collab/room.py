@@ -31,6 +31,7 @@ from .sync.engine import GraphState, Writer
 from .sync.errors import ProtocolError
 from .sync.limits import Limits
 from .sync.messages import AnnotationUpdate, Write
+from .sync.policy import authorize_write, hidden_from, redact_presence, target_id
 from .sync.records import OpRecord
 from .sync.views import Clearance, may_see, view_of, visible_to
 
@@ -312,6 +313,15 @@ class Room:
             if seq is not None:
                 self.metrics.write_duplicate()
                 return WriteOutcome(seq, True, None)
+        # Role and clearance first: no later answer (a precondition's seq, a
+        # conflict) may tell a writer about an annotation it may not see.
+        target = target_id(item.write)
+        try:
+            existing = None if target is None else self.state.annotations.get(target)
+            authorize_write(item.write, item.writer, existing)
+        except ProtocolError as refusal:
+            self.metrics.write_refused(item.write.type, refusal.code)
+            return refusal.with_op_id(op_id)
         if item.expected_seq is not None:
             target = _target_of(item.write)
             current = None if target is None else self.state.annotations.get(target)
@@ -461,7 +471,22 @@ class Room:
         for session in dirty:
             state = self._presence.get(session)
             if state is not None:
-                self._send_to_others(session, encode(self._presence_message(session, state)))
+                self._relay_presence(session, state)
+
+    def _relay_presence(self, sender: Session, state: dict[str, Any]) -> None:
+        """Send `state` to the others, per audience without the ids of
+        annotations that audience may not see (encoded once per audience)."""
+        for audience in self._audiences.values():
+            visible = self._visible_presence(state, audience.clearance)
+            text = encode(self._presence_message(sender, visible))
+            for session in audience.sessions:
+                if session.client_id != sender.client_id:
+                    session.enqueue(text)
+
+    def _visible_presence(self, state: dict[str, Any], clearance: Clearance) -> dict[str, Any]:
+        if clearance is None:
+            return state
+        return redact_presence(state, hidden_from(self.state.annotations, clearance))
 
     def _presence_message(self, session: Session, state: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -474,7 +499,8 @@ class Room:
     def _send_presence_snapshot(self, session: Session) -> None:
         for other, state in self._presence.items():
             if other.client_id != session.client_id:
-                session.enqueue(encode(self._presence_message(other, state)))
+                visible = self._visible_presence(state, session.identity.clearance)
+                session.enqueue(encode(self._presence_message(other, visible)))
 
     def _send_to_others(self, sender: Session, text: str) -> None:
         for audience in self._audiences.values():
