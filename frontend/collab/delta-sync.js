@@ -103,6 +103,8 @@ export class CollaborationClient {
   #rtt = /** @type {number | null} */ (null);
   #ackLatency = /** @type {number | null} */ (null);
   #storageFailed = false;
+  /** @type {string | null} the name the server stamps on our writes */
+  #author;
   #pendingReported = 0;
   /** @type {Array<[string, () => void]>} */
   #envListeners = [];
@@ -119,6 +121,7 @@ export class CollaborationClient {
     this.graphId = graphId;
     this.onUpdateCallback = onUpdateCallback;
     this.user = options.user ?? null;
+    this.#author = authorOf(options.token, this.user);
     const random = options.random ?? Math.random;
     this.#timers = options.timers ?? { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h) };
     this.#now = options.now ?? Date.now;
@@ -584,12 +587,14 @@ export class CollaborationClient {
    * @param {PendingEntry} entry
    * @param {number} seq
    * @param {any} [broadcast]
+   * @param {number} [ts] the server's time of the write (acks carry it)
    * @returns {boolean}
    */
-  #confirm(entry, seq, broadcast) {
+  #confirm(entry, seq, broadcast, ts) {
     this.#removePending(entry.opId);
-    this.#touch(entry.id, { origin: 'ack', author: this.user, clientId: this.clientId, seq });
-    const stamp = { author: this.user, seq, ts: this.#now() };
+    this.#touch(entry.id, { origin: 'ack', author: this.#author, clientId: this.clientId, seq });
+    // The same stamps the server put on it, so every replica holds the same bytes.
+    const stamp = { author: this.#author, seq, ts: broadcast?.ts ?? ts ?? this.#now() };
     if (entry.type === 'annotation_update') {
       const payload = broadcast?.payload ?? entry.payload;
       const recreate = broadcast ? Boolean(broadcast.recreate) : Boolean(entry.recreate);
@@ -645,7 +650,7 @@ export class CollaborationClient {
     if (message.duplicate || message.seq <= last) {
       // Applied before (at message.seq): the state we hold already has it.
       this.#removePending(entry.opId);
-      this.#touch(entry.id, { origin: 'ack', author: this.user, clientId: this.clientId, seq: message.seq });
+      this.#touch(entry.id, { origin: 'ack', author: this.#author, clientId: this.clientId, seq: message.seq });
       const textField = entry.type === 'text_op' ? this.#textFieldByOp(entry.opId) : undefined;
       if (textField?.probe) this.#finishProbe(textField, true, last);
       else if (textField) this.#rebaseField(textField, this.#serverText(textField.id, textField.field) ?? '', last);
@@ -662,7 +667,9 @@ export class CollaborationClient {
       this.#resync('probe applied');
       return;
     }
-    if (this.#confirm(entry, message.seq)) this.#lastSeq = message.seq;
+    if (this.#confirm(entry, message.seq, undefined, typeof message.ts === 'number' ? message.ts : undefined)) {
+      this.#lastSeq = message.seq;
+    }
   }
 
   /** @param {any} message */
@@ -1200,6 +1207,25 @@ function textDeltas(before, after, exact) {
     deltas[field] = ops && replayed === now ? ops : [diffToOp(oldText, now)];
   }
   return deltas;
+}
+
+/**
+ * The author the server records for our writes: the token's `sub` when
+ * there is a token (auth on), else the `user` parameter. Decoded only to
+ * label our own writes like the server will; never trusted for anything.
+ * @param {string | undefined} token
+ * @param {string | null} user
+ * @returns {string | null}
+ */
+function authorOf(token, user) {
+  if (!token) return user;
+  try {
+    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const claims = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(part), (ch) => ch.charCodeAt(0))));
+    return typeof claims.sub === 'string' ? claims.sub : user;
+  } catch {
+    return user;
+  }
 }
 
 /**

@@ -1,0 +1,189 @@
+// The JS client in Node (with the `ws` package) against the real server, a
+// child process on a free port: convergence, authors, dropped connections
+// with resends, concurrent typing, and a server crash and restart.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import WebSocket from 'ws';
+
+import { CollaborationClient } from '../../frontend/collab/delta-sync.js';
+import { memoryStorage } from '../../frontend/collab/offline-store.js';
+import { ServerProcess } from './support/server.js';
+
+/** @type {ServerProcess} */
+let server;
+/** @type {CollaborationClient[]} */
+const clients = [];
+let graphCounter = 0;
+
+before(async () => {
+  server = await ServerProcess.start();
+});
+
+after(async () => {
+  for (const client of clients) client.close();
+  await server?.dispose();
+});
+
+/** A graph id no other test uses. */
+function freshGraph() {
+  graphCounter += 1;
+  return `it-${process.pid}-${graphCounter}`;
+}
+
+/**
+ * A client whose sockets the test can cut (terminate: no close handshake,
+ * as a network drop).
+ * @param {string} graphId
+ * @param {string} user
+ * @param {{storage?: any, sessionStorage?: any}} [stores]
+ */
+function connect(graphId, user, stores = {}) {
+  /** @type {WebSocket[]} */
+  const sockets = [];
+  class TrackedWebSocket extends WebSocket {
+    /** @param {string} url */
+    constructor(url) {
+      super(url);
+      sockets.push(this);
+    }
+  }
+  const client = new CollaborationClient(graphId, null, {
+    url: server.url,
+    user,
+    WebSocket: /** @type {any} */ (TrackedWebSocket),
+    storage: stores.storage ?? memoryStorage(),
+    sessionStorage: stores.sessionStorage ?? memoryStorage(),
+    env: null,
+    backoffBase: 50,
+    backoffCap: 400,
+    heartbeatInterval: 500,
+    heartbeatTimeout: 1500,
+  });
+  clients.push(client);
+  return {
+    client,
+    /** Cut the current socket abruptly. */
+    drop() {
+      sockets.at(-1)?.terminate();
+    },
+  };
+}
+
+/**
+ * Wait until `predicate()` holds (polling a few ms apart), or fail naming `what`.
+ * @param {() => boolean} predicate
+ * @param {string} what
+ * @param {number} [timeout]
+ */
+async function waitFor(predicate, what, timeout = 8000) {
+  const deadline = Date.now() + timeout;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${server.log.slice(-2000)}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/** @param {CollaborationClient[]} group */
+async function settled(group) {
+  await waitFor(
+    () =>
+      group.every((c) => c.status === 'live' && c.pendingCount === 0) &&
+      group.every((c) => c.lastSeq === group[0].lastSeq),
+    'all clients live, nothing pending, same seq',
+  );
+}
+
+describe('the JS client against the real server', () => {
+  test('two clients converge, and each sees the other change live with its author', async () => {
+    const graphId = freshGraph();
+    const alice = connect(graphId, 'alice').client;
+    const bob = connect(graphId, 'bob').client;
+    /** @type {import('../../frontend/collab/delta-sync.js').AnnotationChange[]} */
+    const seenByBob = [];
+    bob.on('annotation', (change) => seenByBob.push(change));
+    await waitFor(() => alice.status === 'live' && bob.status === 'live', 'both live');
+
+    alice.update('a1', { target_type: 'ENTITY', target_id: 'e1', kind: 'tag', color: 'red', tags: ['x'] });
+    await waitFor(() => bob.get('a1')?.color === 'red', 'bob to see the new annotation');
+    const change = seenByBob.find((c) => c.id === 'a1' && c.origin === 'remote');
+    assert.equal(change?.author, 'alice');
+    assert.equal(bob.get('a1')?.created_by, 'alice');
+
+    // Concurrent writes: tag additions both survive; the colour converges.
+    alice.addTags('a1', ['from-alice']);
+    bob.addTags('a1', ['from-bob']);
+    alice.update('a1', { color: 'green' });
+    bob.update('a1', { color: 'blue' });
+    await settled([alice, bob]);
+    assert.deepEqual(alice.get('a1')?.tags, ['from-alice', 'from-bob', 'x']);
+    assert.deepEqual(alice.getAll(), bob.getAll(), 'identical replicas, server stamps included');
+    assert.ok(['green', 'blue'].includes(alice.get('a1')?.color));
+  });
+
+  test('writes made while cut off are resent and nothing is lost or doubled', async () => {
+    const graphId = freshGraph();
+    const alice = connect(graphId, 'alice');
+    const bob = connect(graphId, 'bob').client;
+    await waitFor(() => alice.client.status === 'live' && bob.status === 'live', 'both live');
+    alice.client.update('n1', { target_type: 'ENTITY', target_id: 'e1', kind: 'note', content: 'log:' });
+    await settled([alice.client, bob]);
+
+    // A text op sent just before the cut: its ack may be lost; resending it
+    // with the same op_id must not insert it twice.
+    alice.client.textEdit('n1', 'content', [4, ' one']);
+    alice.drop();
+    alice.client.textEdit('n1', 'content', [8, ' two']);
+    alice.client.addTags('n1', ['offline']);
+    bob.update('n1', { color: 'yellow' });
+    await waitFor(() => alice.client.status !== 'live' || alice.client.pendingCount === 0, 'the cut noticed');
+    await settled([alice.client, bob]);
+    assert.equal(bob.get('n1')?.content, 'log: one two');
+    assert.deepEqual(bob.get('n1')?.tags, ['offline']);
+    assert.equal(alice.client.get('n1')?.color, 'yellow');
+    assert.deepEqual(alice.client.getAll(), bob.getAll());
+  });
+
+  test('two clients typing into one note at once end with the same text, holding every keystroke', async () => {
+    const graphId = freshGraph();
+    const alice = connect(graphId, 'alice');
+    const bob = connect(graphId, 'bob');
+    await waitFor(() => alice.client.status === 'live' && bob.client.status === 'live', 'both live');
+    alice.client.update('n1', { target_type: 'ENTITY', target_id: 'e1', kind: 'note', content: '|' });
+    await settled([alice.client, bob.client]);
+    const typed = { alice: 'abcdefghij', bob: '0123456789' };
+    for (let i = 0; i < 10; i += 1) {
+      // Alice types at the end, Bob at the start, interleaved, without waiting.
+      const aliceText = alice.client.get('n1')?.content ?? '';
+      alice.client.textEdit('n1', 'content', [[...aliceText].length, typed.alice[i]]);
+      bob.client.textEdit('n1', 'content', [typed.bob[i], [...(bob.client.get('n1')?.content ?? '')].length]);
+      if (i === 4) bob.drop(); // and one of them loses the connection mid-way
+    }
+    await settled([alice.client, bob.client]);
+    const final = alice.client.get('n1')?.content ?? '';
+    assert.equal(bob.client.get('n1')?.content, final);
+    assert.equal(final, '9876543210|abcdefghij');
+  });
+
+  test('a server crash (kill -9) and restart: the client reconnects with since and resends', async () => {
+    const graphId = freshGraph();
+    const alice = connect(graphId, 'alice').client;
+    await waitFor(() => alice.status === 'live', 'live');
+    alice.update('a1', { target_type: 'EDGE', target_id: 'x1', kind: 'highlight', color: 'red' });
+    await settled([alice]);
+    const seq = alice.lastSeq;
+
+    await server.kill();
+    await waitFor(() => alice.status !== 'live', 'the client to notice the crash');
+    alice.update('a1', { color: 'purple' });
+    assert.equal(alice.get('a1')?.color, 'purple', 'shown at once while the server is down');
+    await server.start();
+    await settled([alice]);
+    assert.ok((alice.lastSeq ?? 0) > (seq ?? 0));
+
+    const late = connect(graphId, 'carol').client;
+    await waitFor(() => late.get('a1')?.color === 'purple', 'a new client to see the resent write');
+    assert.deepEqual(late.getAll(), alice.getAll());
+  });
+});
