@@ -28,6 +28,9 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     rooms: RoomSettings = field(default_factory=RoomSettings)
     room_idle_seconds: float = 30.0
+    presence_ttl: float = 15.0
+    """Cluster mode: a node not heard from for this long is dead and its
+    clients' presence is dropped by the other nodes."""
     send_queue_max: int = 10_000
     """Messages queued for one client before it counts as a slow reader (1013)."""
     ws_ping_interval: float = 20.0
@@ -51,6 +54,7 @@ class Config:
             "fanout": os.environ.get("COLLAB_FANOUT") or None,
             "sqlite_synchronous": _env("SQLITE_SYNCHRONOUS", base.sqlite_synchronous),
             "room_idle_seconds": float(_env("ROOM_IDLE_SECONDS", str(base.room_idle_seconds))),
+            "presence_ttl": float(_env("PRESENCE_TTL", str(base.presence_ttl))),
             "send_queue_max": int(_env("SEND_QUEUE_MAX", str(base.send_queue_max))),
             "ws_ping_interval": float(_env("WS_PING_INTERVAL", str(base.ws_ping_interval))),
             "ws_ping_timeout": float(_env("WS_PING_TIMEOUT", str(base.ws_ping_timeout))),

@@ -24,6 +24,8 @@ from typing import Any
 
 import msgspec
 
+from .fanout.base import FanOut, PresenceEntry
+from .fanout.inbox import FellBehind, RemoteInbox
 from .metrics import Metrics
 from .session import CLOSE_TRY_AGAIN, Session
 from .store.base import OpKey, Store, StoredGraph
@@ -117,8 +119,14 @@ class Room:
         settings: RoomSettings,
         metrics: Metrics,
         clock: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        *,
+        fanout: FanOut | None = None,
     ) -> None:
         self.graph_id = graph_id
+        self.fanout = fanout
+        """Other nodes of the cluster (None, or a solo fan-out: this node is alone)."""
+        self._inbox = RemoteInbox()
+        self._remote_presence: dict[str, PresenceEntry] = {}
         self.store = store
         self.limits = limits
         self.settings = settings
@@ -143,8 +151,20 @@ class Room:
     # -- lifecycle --------------------------------------------------------
 
     async def load(self) -> None:
-        stored = await self.store.load(self.graph_id)
+        # Subscribe before reading the store: nothing committed elsewhere in
+        # between is missed (what is already in the state is dropped by seq).
+        if self.fanout is not None:
+            await self.fanout.subscribe(self.graph_id, self)
+        try:
+            stored = await self.store.load(self.graph_id)
+        except BaseException:
+            if self.fanout is not None:
+                await self.fanout.unsubscribe(self.graph_id, self)
+            raise
         self._restore(stored)
+        if self.fanout is not None:
+            for entry in await self.fanout.presence(self.graph_id):
+                self._remote_presence[entry.client_id] = entry
         self._task = asyncio.get_running_loop().create_task(self._sequencer())
 
     def _restore(self, stored: StoredGraph) -> None:
@@ -182,6 +202,8 @@ class Room:
         for task in list(self._background):
             with contextlib.suppress(Exception):
                 await task
+        if self.fanout is not None:
+            await self.fanout.unsubscribe(self.graph_id, self)
 
     # -- what transports call ---------------------------------------------
 
@@ -206,6 +228,8 @@ class Room:
                 self._send_to_others(
                     session, encode({"type": "presence_leave", "client_id": session.client_id})
                 )
+                if self.fanout is not None and not self.fanout.solo:
+                    self.fanout.clear_presence(self.graph_id, session.client_id)
 
     def submit(
         self,
@@ -251,6 +275,15 @@ class Room:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
+            if self._inbox:
+                try:
+                    self._fold_remote(await self._inbox.drain(self.head, self._read_since))
+                except FellBehind as exc:
+                    self._fail([], exc)
+                    return
+                except Exception as exc:  # the store is down: the inbox keeps it; retry
+                    log.warning("graph %s: back-fill failed, retrying: %r", self.graph_id, exc)
+                    asyncio.get_running_loop().call_later(1.0, self._wakeup.set)
             if self._joins:
                 joins, self._joins = self._joins, []
                 for session, since in joins:
@@ -271,9 +304,7 @@ class Room:
         def build(missed: list[OpRecord]) -> list[OpRecord]:
             # Records other nodes appended after our head are folded first;
             # only then are our writes resolved, against the latest state.
-            for record in missed:
-                self.state.fold(record)
-            self._after_commit_remote(missed)
+            self._fold_remote(missed)
             records: list[OpRecord] = []
             for item in pending:
                 outcomes.append(self._resolve(item, known, records))
@@ -281,6 +312,8 @@ class Room:
 
         head_before = self.state.seq
         records = await self.store.append(self.graph_id, head_before, build)
+        if records and self.fanout is not None and not self.fanout.solo:
+            self.fanout.publish(self.graph_id, records)
         self.metrics.commit(len(records), time.perf_counter() - started)
         self.recent.extend(records)
         # In seq order, each write's broadcast and its writer's ack together:
@@ -381,6 +414,55 @@ class Room:
                 if session is not writer:
                     session.enqueue(text)
 
+    # -- other nodes (cluster mode; the fan-out calls these) ---------------
+
+    def on_records(self, records: list[OpRecord]) -> None:
+        if not self.failed:
+            self._inbox.add(records)
+            self._wakeup.set()
+
+    def on_resync(self) -> None:
+        if not self.failed:
+            self._inbox.want_resync()
+            self._wakeup.set()
+
+    def on_presence(self, entry: PresenceEntry) -> None:
+        self._remote_presence[entry.client_id] = entry
+        for audience in self._audiences.values():
+            text = encode(self._remote_presence_message(entry, audience.clearance))
+            for session in audience.sessions:
+                if session.client_id != entry.client_id:
+                    session.enqueue(text)
+
+    def _remote_presence_message(
+        self, entry: PresenceEntry, clearance: Clearance
+    ) -> dict[str, Any]:
+        state = self._visible_presence(entry.state, clearance)
+        return {"type": "presence", "client_id": entry.client_id, "user": entry.user,
+                "state": state}
+
+    def on_presence_leave(self, client_id: str) -> None:
+        if self._remote_presence.pop(client_id, None) is None:
+            return
+        if any(s.client_id == client_id for s in self._presence):
+            return  # the same client is still here, on this node
+        text = encode({"type": "presence_leave", "client_id": client_id})
+        for session in self.sessions:
+            if session.client_id != client_id:
+                session.enqueue(text)
+
+    async def _read_since(self, seq: int) -> list[OpRecord]:
+        return await self.store.records_since(self.graph_id, seq)
+
+    def _fold_remote(self, records: list[OpRecord]) -> None:
+        """Apply records other nodes committed (they follow the head) and announce them."""
+        for record in records:
+            self.state.fold(record)
+            if record.op_id is not None:  # dedupe a write resent here after a failover
+                self._remember_op((record.client_id, record.op_id), record.seq)
+        if records:
+            self._after_commit_remote(records)
+
     def _after_commit_remote(self, records: list[OpRecord]) -> None:
         """Announce records appended by other nodes (cluster mode)."""
         self.recent.extend(records)
@@ -437,6 +519,10 @@ class Room:
             session.close(CLOSE_TRY_AGAIN, "storage unavailable; reconnect")
             return
         if len(records) != head - since:  # trimmed meanwhile: fall back to the state
+            with contextlib.suppress(Exception):  # maybe by another node: learn how far
+                self.trimmed_upto = max(
+                    self.trimmed_upto, await self.store.trimmed_upto(self.graph_id)
+                )
             session.close(CLOSE_TRY_AGAIN, "log compacted during catch-up; reconnect")
             return
         session.start(self._catch_up(records, clearance, since, head))
@@ -472,6 +558,11 @@ class Room:
             state = self._presence.get(session)
             if state is not None:
                 self._relay_presence(session, state)
+                if self.fanout is not None and not self.fanout.solo:
+                    entry = PresenceEntry(
+                        client_id=session.client_id, user=session.identity.user, state=state
+                    )
+                    self.fanout.set_presence(self.graph_id, entry)
 
     def _relay_presence(self, sender: Session, state: dict[str, Any]) -> None:
         """Send `state` to the others, per audience without the ids of
@@ -497,10 +588,15 @@ class Room:
         }
 
     def _send_presence_snapshot(self, session: Session) -> None:
+        local = {other.client_id for other in self._presence}
         for other, state in self._presence.items():
             if other.client_id != session.client_id:
                 visible = self._visible_presence(state, session.identity.clearance)
                 session.enqueue(encode(self._presence_message(other, visible)))
+        for client_id, entry in self._remote_presence.items():
+            if client_id != session.client_id and client_id not in local:
+                message = self._remote_presence_message(entry, session.identity.clearance)
+                session.enqueue(encode(message))
 
     def _send_to_others(self, sender: Session, text: str) -> None:
         for audience in self._audiences.values():

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from .fanout.base import FanOut
 from .metrics import Metrics
 from .room import Room, RoomSettings
 from .store.base import Store
@@ -28,12 +29,14 @@ class Rooms:
         settings: RoomSettings,
         metrics: Metrics,
         idle_seconds: float = 30.0,
+        fanout: FanOut | None = None,
     ) -> None:
         self.store = store
         self.limits = limits
         self.settings = settings
         self.metrics = metrics
         self.idle_seconds = idle_seconds
+        self.fanout = fanout
         self._rooms: dict[str, Room] = {}
         self._loading: dict[str, asyncio.Future[Room]] = {}
         self._holders: dict[str, int] = {}
@@ -62,7 +65,14 @@ class Rooms:
                 loading = asyncio.get_running_loop().create_future()
                 self._loading[graph_id] = loading
                 try:
-                    room = Room(graph_id, self.store, self.limits, self.settings, self.metrics)
+                    room = Room(
+                        graph_id,
+                        self.store,
+                        self.limits,
+                        self.settings,
+                        self.metrics,
+                        fanout=self.fanout,
+                    )
                     await room.load()
                 except BaseException as exc:
                     loading.set_exception(exc)

@@ -10,6 +10,8 @@ import logging
 
 from .auth import Authenticator, Revocations
 from .config import Config
+from .fanout.base import FanOut
+from .fanout.local import LocalFanOut
 from .logs import log_event
 from .metrics import Metrics
 from .origins import OriginPolicy
@@ -39,10 +41,22 @@ def make_store(config: Config) -> Store:
 
         return MemoryStore()
     if url.startswith(("postgresql://", "postgres://")):
-        from .store.postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
+        from .store.postgres import PostgresStore
 
-        return PostgresStore(url)  # type: ignore[no-any-return,unused-ignore]
+        return PostgresStore(url)
     raise ValueError(f"unknown store URL {url!r}: use sqlite:///path, memory:// or postgresql://")
+
+
+def make_fanout(config: Config) -> FanOut:
+    """The fan-out named by `--fanout` (`redis://...`), else this node alone (in-process)."""
+    url = config.fanout
+    if url is None or url.startswith("local://"):
+        return LocalFanOut()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from .fanout.redis import RedisFanOut
+
+        return RedisFanOut(url, presence_ttl=config.presence_ttl)
+    raise ValueError(f"unknown fan-out URL {url!r}: use redis://host:port/db")
 
 
 class Service:
@@ -50,12 +64,14 @@ class Service:
         self.config = config
         self.metrics = Metrics()
         self.store = store if store is not None else make_store(config)
+        self.fanout = make_fanout(config)
         self.rooms = Rooms(
             self.store,
             config.limits,
             config.rooms,
             self.metrics,
             idle_seconds=config.room_idle_seconds,
+            fanout=self.fanout,
         )
         self.sessions: set[Session] = set()
         self.draining = False
@@ -70,6 +86,7 @@ class Service:
 
     async def start(self) -> None:
         await self.store.open()
+        await self.fanout.open()
         await self.auth.revocations.open()
 
     async def stop(self) -> None:
@@ -84,6 +101,7 @@ class Service:
         for session in sessions:
             session.close(CLOSE_GOING_AWAY, "server shutting down")
         await asyncio.sleep(0)
+        await self.fanout.close()
         await self.store.close()
 
     def connected(self, session: Session) -> None:
