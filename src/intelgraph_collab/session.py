@@ -98,19 +98,18 @@ class Session:
         self._writer = asyncio.get_running_loop().create_task(self._drain())
 
     def close(self, code: int, reason: str) -> None:
-        """Close the connection with `code` after the writer stops; idempotent."""
+        """Close the connection with `code`; idempotent. Nothing queued is sent
+        after this. The writer is not cancelled mid-frame (that would leave the
+        connection's framing broken): it stops after its current send."""
         if self.closed:
             return
         self.closed = True
         self.close_code = code
+        self._queue.clear()
         self._ready.set()
-        asyncio.get_running_loop().create_task(self._close_after_writer(code, reason))
+        asyncio.get_running_loop().create_task(self._send_close(code, reason))
 
-    async def _close_after_writer(self, code: int, reason: str) -> None:
-        if self._writer is not None and self._writer is not asyncio.current_task():
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._writer
+    async def _send_close(self, code: int, reason: str) -> None:
         with contextlib.suppress(Exception):
             await self._close(code, reason)
 
