@@ -1,23 +1,29 @@
 """Authentication of HTTP requests: the same tokens, revocations and graph
 grants as the WebSocket handshake (`auth.Authenticator`).
 
-A route calls `caller_claims` first: it returns the verified claims (None
-when auth is off) or raises `HttpRefusal`, which `refusal_response` turns
-into 401 (no, bad, expired or revoked token) or 403 (graph not granted).
+A route calls `caller_claims` first (the REST routes through
+`identity.rest_caller`): it returns the verified claims (None when auth is
+off) or raises `HttpRefusal`: 401 (no, bad, expired or revoked token) or
+403 (graph not granted).
 """
 
 from __future__ import annotations
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from ..auth import Claims, GraphForbidden, Unauthenticated, bearer_token
 from ..service import Service
 
 
-class HttpRefusal(Exception):
+class HttpRefusal(HTTPException):
+    """An HTTPException, so the REST error handlers render it like any other;
+    a 401 says how to authenticate (RFC 6750)."""
+
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        super().__init__(status, message, headers)
         self.status = status
         self.message = message
 
@@ -36,10 +42,8 @@ def caller_claims(request: Request, graph_id: str | None = None) -> Claims | Non
 
 
 def refusal_response(refusal: HttpRefusal) -> JSONResponse:
-    """The REST error body (`{"error": {"code", "message"}}`); a 401 says how
-    to authenticate (RFC 6750)."""
-    headers = {"WWW-Authenticate": "Bearer"} if refusal.status == 401 else None
-    return error_json(refusal.status, "forbidden", refusal.message, headers)
+    """The REST error body (`{"error": {"code", "message"}}`)."""
+    return error_json(refusal.status, "forbidden", refusal.message, dict(refusal.headers or {}))
 
 
 def error_json(

@@ -11,9 +11,11 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from ..auth import identity_for, writer_for
 from ..service import Service
 from ..session import Identity
 from ..sync.engine import Writer
+from .http_auth import caller_claims
 
 CLIENT_ID_MAX = 64
 USER_MAX = 128
@@ -25,6 +27,7 @@ def service_of(request: Request) -> Service:
 
 
 async def rest_caller(
+    request: Request,
     x_client_id: Annotated[
         str | None,
         Header(
@@ -43,9 +46,13 @@ async def rest_caller(
         ),
     ] = None,
 ) -> Identity:
-    user = x_user or None
+    # With auth on, the token decides who the caller is (401/403 otherwise):
+    # its `sub` is the author whatever X-User says, its role and clearance
+    # are what the room's write policy and the reads' filters check.
+    claims = caller_claims(request, request.path_params.get("graph_id"))
+    user = claims.user if claims is not None else x_user or None
     client_id = x_client_id or f"rest:{user or 'anonymous'}"
-    return Identity(client_id=client_id, user=user)
+    return identity_for(claims, client_id, user)
 
 
 Caller = Annotated[Identity, Depends(rest_caller)]
@@ -53,4 +60,4 @@ ServiceDep = Annotated[Service, Depends(service_of)]
 
 
 def writer_of(caller: Identity) -> Writer:
-    return Writer(client_id=caller.client_id, author=caller.user)
+    return writer_for(caller)
