@@ -96,10 +96,13 @@ class Rooms:
             return
         self._holders.pop(graph_id, None)
         if graph_id in self._rooms:
-            loop = asyncio.get_running_loop()
-            self._unload_timers[graph_id] = loop.call_later(
-                self.idle_seconds, lambda: loop.create_task(self._unload_if_idle(graph_id))
-            )
+            self._arm_unload(graph_id)
+
+    def _arm_unload(self, graph_id: str) -> None:
+        loop = asyncio.get_running_loop()
+        self._unload_timers[graph_id] = loop.call_later(
+            self.idle_seconds, lambda: loop.create_task(self._unload_if_idle(graph_id))
+        )
 
     @contextlib.asynccontextmanager
     async def holding(self, graph_id: str) -> AsyncIterator[Room]:
@@ -112,7 +115,10 @@ class Rooms:
     async def _unload_if_idle(self, graph_id: str) -> None:
         self._unload_timers.pop(graph_id, None)
         room = self._rooms.get(graph_id)
-        if room is None or self._holders.get(graph_id) or not room.idle:
+        if room is None or self._holders.get(graph_id):
+            return
+        if not room.idle:  # writes still committing: look again later
+            self._arm_unload(graph_id)
             return
         await self._discard(graph_id)
 
