@@ -50,5 +50,8 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy
 
+bench: setup
+	$(PY) bench/run_all.py
+
 clean:
 	rm -rf $(VENV) node_modules
