@@ -328,13 +328,21 @@ class Room:
         self._maybe_compact()
 
     async def _lookup_duplicates(self, pending: list[_PendingWrite]) -> dict[OpKey, int]:
-        misses = [
-            key
-            for item in pending
-            if item.write.op_id is not None
-            and (key := (item.writer.client_id, item.write.op_id)) not in self._op_seqs
-        ]
-        return await self.store.find_ops(self.graph_id, misses) if misses else {}
+        """The seq of every write in `pending` applied before, from the cache or
+        the store. Taken from the cache now: resolving the batch evicts from it."""
+        known: dict[OpKey, int] = {}
+        misses: list[OpKey] = []
+        for item in pending:
+            if item.write.op_id is not None:
+                key = (item.writer.client_id, item.write.op_id)
+                seq = self._op_seqs.get(key)
+                if seq is None:
+                    misses.append(key)
+                else:
+                    known[key] = seq
+        if misses:
+            known.update(await self.store.find_ops(self.graph_id, misses))
+        return known
 
     def _resolve(
         self, item: _PendingWrite, known: dict[OpKey, int], records: list[OpRecord]
@@ -373,6 +381,7 @@ class Room:
         self.state.fold(record)
         records.append(record)
         if key is not None:
+            known[key] = record.seq  # a copy later in this batch is a duplicate
             self._remember_op(key, record.seq)
         self.metrics.write_accepted(record.type)
         return WriteOutcome(record.seq, False, record)
