@@ -169,10 +169,13 @@ class Room:
 
     def _restore(self, stored: StoredGraph) -> None:
         state = GraphState.from_snapshot(stored.snapshot) if stored.snapshot else GraphState()
+        # Before folding: it rebuilds the text history of the records the
+        # snapshot already holds; fold adds those after it (twice would make
+        # every later text op transform against the same op twice).
+        state.remember_text_ops(stored.records, floor=stored.trimmed_upto)
         for record in stored.records:
             if record.seq > state.seq:
                 state.fold(record)
-        state.remember_text_ops(stored.records, floor=stored.trimmed_upto)
         self.state = state
         self.trimmed_upto = stored.trimmed_upto
         self.snapshot_seq = stored.snapshot_seq
