@@ -21,6 +21,7 @@ from fastapi import APIRouter, Header, Path, Query, Response
 
 from ..room import Room
 from ..sync.errors import ProtocolError
+from ..sync.limits import Limits
 from ..sync.messages import AnnotationDelete, AnnotationUpdate, decode_message
 from ..sync.records import OpRecord
 from ..sync.views import Clearance, may_see
@@ -137,7 +138,7 @@ async def put_annotation(
         "type": "annotation_update",
         "op_id": idempotency_key,
         "recreate": True,
-        "payload": _payload(fields, annotation_id),
+        "payload": fields.model_dump(exclude_unset=True),
     }
     return await _write(service, graph_id, annotation_id, caller, document, if_match)
 
@@ -162,7 +163,7 @@ async def patch_annotation(
     document = {
         "type": "annotation_update",
         "op_id": idempotency_key,
-        "payload": _payload(fields, annotation_id),
+        "payload": fields.model_dump(exclude_unset=True),
     }
     return await _write(service, graph_id, annotation_id, caller, document, if_match)
 
@@ -183,11 +184,19 @@ async def delete_annotation(
     return await _write(service, graph_id, annotation_id, caller, document, if_match)
 
 
-def _payload(fields: AnnotationFields, annotation_id: str) -> dict[str, Any]:
-    payload = fields.model_dump(exclude_unset=True)
-    if payload.setdefault("id", annotation_id) != annotation_id:
+def _decode(
+    document: dict[str, Any], annotation_id: str, if_match: str | None, limits: Limits
+) -> tuple[AnnotationUpdate | AnnotationDelete, int | None]:
+    """The typed write and its If-Match seq, validated as a WebSocket write is."""
+    payload = document.get("payload")
+    if payload is not None and payload.setdefault("id", annotation_id) != annotation_id:
         raise ProtocolError("bad_message", "the body's `id` differs from the path's")
-    return payload
+    expected_seq = _expected_seq(if_match)
+    message = decode_message(document, limits)
+    if isinstance(message, ProtocolError):
+        raise message
+    assert isinstance(message, AnnotationUpdate | AnnotationDelete)
+    return message, expected_seq
 
 
 def _expected_seq(if_match: str | None) -> int | None:
@@ -207,12 +216,11 @@ async def _write(
     document: dict[str, Any],
     if_match: str | None,
 ) -> Response:
-    expected_seq = _expected_seq(if_match)
-    message = decode_message(document, service.config.limits)
-    if isinstance(message, ProtocolError):
-        service.metrics.refused(message.code, document["type"])
-        raise message
-    assert isinstance(message, AnnotationUpdate | AnnotationDelete)
+    try:
+        message, expected_seq = _decode(document, annotation_id, if_match, service.config.limits)
+    except ProtocolError as refusal:  # refused before the room: counted here
+        service.metrics.refused(refusal.code, document["type"])
+        raise
     async with service.rooms.holding(graph_id) as room:
         future = room.submit(
             message, writer_of(caller), None, want_result=True, expected_seq=expected_seq

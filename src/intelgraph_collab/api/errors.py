@@ -44,6 +44,12 @@ _CODE_BY_STATUS: dict[int, ErrorCode] = {
     429: "rate_limited",
 }
 
+_WRITE_TYPE_BY_METHOD = {
+    "PUT": "annotation_update",
+    "PATCH": "annotation_update",
+    "DELETE": "annotation_delete",
+}
+
 PRECONDITION_FAILED = 412
 UNAVAILABLE = 503
 
@@ -94,7 +100,15 @@ async def _validation_error(request: Request, error: RequestValidationError) -> 
     # Where and what, never the offending input itself.
     problems = [_describe(item) for item in error.errors()[:5]]
     response = error_response(400, "bad_message", "; ".join(problems) or "invalid request")
+    _count_refused_write(request, "bad_message")
     return _logged(request, response, "bad_message")
+
+
+def _count_refused_write(request: Request, code: ErrorCode) -> None:
+    """A write refused before its route ran (shape, size) counts as a refused write."""
+    kind = _WRITE_TYPE_BY_METHOD.get(request.method)
+    if kind is not None and request.scope.get("route") is not None:
+        request.app.state.service.metrics.refused(code, kind)
 
 
 def _describe(item: Any) -> str:
@@ -105,6 +119,8 @@ def _describe(item: Any) -> str:
 async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
     code = _CODE_BY_STATUS.get(error.status_code, "bad_message")
     message = str(error.detail)
+    if error.status_code == 413:
+        _count_refused_write(request, code)
     response = error_response(error.status_code, code, message, dict(error.headers or {}))
     return _logged(request, response, code)
 
