@@ -72,7 +72,10 @@ class _ModuleFiles(StaticFiles):
     """StaticFiles whose answers browsers revalidate, and whose modules are JavaScript."""
 
     def file_response(
-        self, full_path: PathLike[str] | str, stat_result: os.stat_result, scope: Scope,
+        self,
+        full_path: PathLike[str] | str,
+        stat_result: os.stat_result,
+        scope: Scope,
         status_code: int = 200,
     ) -> Response:
         response = super().file_response(full_path, stat_result, scope, status_code)
