@@ -149,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         except (ConnectionError, OSError, TimeoutError) as exc:
             err.print(f"[red]cannot reach the server at {args.url}: {exc!r}[/]")
             return 1
+        except RuntimeError as exc:
+            err.print(f"[red]{args.preset} failed: {exc}[/]")
+            return 1
     result["preset"] = args.preset
     if args.out:
         with open(args.out, "w") as f:

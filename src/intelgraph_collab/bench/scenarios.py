@@ -480,16 +480,25 @@ async def _populate(
         # Keep at most two steps in flight: the server's input buffers stay bounded.
         # Polls a counter: flow control, not an event.
         while seen < sent - step and time.monotonic() - t0 < limit_s:  # noqa: ASYNC110
+            _check_open(writer, col)
             await asyncio.sleep(0.01)
         progress("populate", seen, count)
-    remaining = limit_s - (time.monotonic() - t0)
-    try:
-        await asyncio.wait_for(done, max(0.1, remaining))
-    except TimeoutError:
-        raise RuntimeError(f"populate: observer saw {seen} of {count} writes") from None
+    while not done.done() and time.monotonic() - t0 < limit_s:  # noqa: ASYNC110
+        _check_open(writer, col)
+        await asyncio.sleep(0.01)
+    if not done.done():
+        raise RuntimeError(f"populate: observer saw {seen} of {count} writes")
     progress("populate", count, count)
     observer.on_populated = None
     return writer, observer, time.monotonic() - t0
+
+
+def _check_open(session: Session, col: Collector) -> None:
+    ws = session.ws
+    if ws is not None and ws.closed.done():
+        raise RuntimeError(
+            f"the server closed the writer ({ws.close_code}); errors: {dict(col.errors)}"
+        )
 
 
 async def run_reconnect(
