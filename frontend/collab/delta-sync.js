@@ -19,7 +19,16 @@
 // Transport (sockets, heartbeat, backoff, close codes) is connection.js;
 // persistence is offline-store.js; text fields are text-field.js.
 
-import { applyText, applyUpdate, clientFields, clone, isTextEditable, jsonEqual } from './annotation-state.js';
+import {
+  applyTagsDelta,
+  applyText,
+  applyUpdate,
+  clientFields,
+  clone,
+  isTagsDelta,
+  isTextEditable,
+  jsonEqual,
+} from './annotation-state.js';
 import { Connection, FATAL_CLOSE_CODES } from './connection.js';
 import { Emitter } from './emitter.js';
 import { OfflineStore, memoryStorage, randomId } from './offline-store.js';
@@ -835,8 +844,16 @@ export class CollaborationClient {
   #write(entry) {
     if (this.#closed) throw new Error('the client is closed');
     this.#touch(entry.id, { origin: 'local' });
-    this.#pending.push(entry);
-    if (this.#live) this.#sendEntries([entry]);
+    const last = this.#pending.at(-1);
+    if (last && canCoalesce(last, entry)) {
+      // Offline typing or clicking piles up writes to one annotation: fold
+      // them into the last one that never left, so the queue stays short.
+      last.payload = mergePayloads(last.payload, /** @type {any} */ (entry).payload);
+      entry = last;
+    } else {
+      this.#pending.push(entry);
+      if (this.#live) this.#sendEntries([entry]);
+    }
     this.#persist();
     this.#flushChanges();
     return entry.opId;
@@ -871,6 +888,7 @@ export class CollaborationClient {
       const now = this.#now();
       for (const entry of chunk) {
         entry.sentOn = this.#generation;
+        entry.sent = true;
         entry.sentAt = now;
       }
     }
@@ -1053,7 +1071,8 @@ export class CollaborationClient {
     this.#server = new Map(Object.entries(record.server ?? {}));
     this.#tombstones = new Set(record.tombstones ?? []);
     this.#lastSeq = record.lastSeq;
-    this.#pending = record.pending.map((entry) => ({ ...entry, sentOn: null, sentAt: null }));
+    // Assume anything restored may have gone out: never fold into it.
+    this.#pending = record.pending.map((entry) => ({ ...entry, sent: true, sentOn: null, sentAt: null }));
     for (const textRecord of record.texts) {
       const serverText = this.#serverText(textRecord.id, textRecord.field) ?? '';
       const { field, inFlight } = TextField.fromRecord(textRecord, serverText, this.#lastSeq ?? 0);
@@ -1162,6 +1181,45 @@ function textKey(id, field) {
 function stripRuntime(entry) {
   const { sentOn: _sentOn, sentAt: _sentAt, ...write } = entry;
   return /** @type {PendingWrite} */ (write);
+}
+
+/**
+ * `next` may be folded into `last`: both update the same annotation, and
+ * `last` was never sent (so no server knows its op_id), nor re-creates
+ * anything `next` would not.
+ * @param {PendingEntry} last
+ * @param {PendingEntry} next
+ */
+function canCoalesce(last, next) {
+  return (
+    last.type === 'annotation_update' &&
+    next.type === 'annotation_update' &&
+    last.id === next.id &&
+    !last.sent &&
+    !next.recreate
+  );
+}
+
+/**
+ * One payload with the effect of `first` then `second`: later fields win;
+ * tag deltas compose (add then remove, as the server applies one).
+ * @param {Record<string, any>} first
+ * @param {Record<string, any>} second
+ */
+function mergePayloads(first, second) {
+  const merged = { ...first, ...second };
+  const a = first.tags;
+  const b = second.tags;
+  if (isTagsDelta(b) && a !== undefined && a !== null) {
+    if (isTagsDelta(a)) {
+      const add = new Set([...(a.add ?? []).filter((t) => !(b.remove ?? []).includes(t)), ...(b.add ?? [])]);
+      const remove = new Set([...(a.remove ?? []).filter((t) => !(b.add ?? []).includes(t)), ...(b.remove ?? [])]);
+      merged.tags = { add: [...add].sort(), remove: [...remove].sort() };
+    } else {
+      merged.tags = applyTagsDelta(a, b);
+    }
+  }
+  return merged;
 }
 
 /**

@@ -20,9 +20,10 @@
 /**
  * @typedef {Pick<Storage, 'getItem' | 'setItem' | 'removeItem' | 'key'> & {readonly length: number}} StorageLike
  * @typedef {import('./text-field.js').TextFieldRecord} TextFieldRecord
- * @typedef {{opId: string, type: 'annotation_update', id: string, payload: Record<string, any>, recreate?: boolean}
- *   | {opId: string, type: 'annotation_delete', id: string}
- *   | {opId: string, type: 'text_op', id: string, field: string, base: number, ops: import('./text-ot.js').Op}} PendingWrite
+ * @typedef {{opId: string, type: 'annotation_update', id: string, payload: Record<string, any>, recreate?: boolean, sent?: boolean}
+ *   | {opId: string, type: 'annotation_delete', id: string, sent?: boolean}
+ *   | {opId: string, type: 'text_op', id: string, field: string, base: number, ops: import('./text-ot.js').Op, sent?: boolean}} PendingWrite
+ *   sent: it went out at least once (the server may know its op_id)
  * @typedef {{v: 1, clientId: string, savedAt: number, lastSeq: number | null,
  *   server: Record<string, import('./annotation-state.js').Annotation>, tombstones: string[],
  *   pending: PendingWrite[], texts: TextFieldRecord[]}} PersistedRecord

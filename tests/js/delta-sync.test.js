@@ -119,6 +119,19 @@ describe('pending writes and acks', () => {
     assert.deepEqual(h.events.latency.filter((l) => l.kind === 'ack'), [{ kind: 'ack', ms: 40 }]);
   });
 
+  test("an acked write carries the server's stamps: the ack's ts, and the token's user", () => {
+    const token = ['e30', btoa(JSON.stringify({ sub: 'alice@agency', role: 'editor' })).replace(/=+$/, ''), 'sig'].join('.');
+    const h = harness({ options: { token, user: 'ignored-with-auth' } });
+    h.socket.hello({ seq: 3, data: { a1: A1 } });
+    const opId = h.client.update('a1', { color: 'blue' });
+    h.socket.receive({ type: 'ack', op_id: opId, seq: 4, ts: Date.UTC(2025, 0, 2, 3, 4, 5, 6) });
+    const a1 = h.client.get('a1');
+    assert.equal(a1?.updated_at, '2025-01-02T03:04:05.006Z');
+    assert.equal(a1?.updated_by, 'alice@agency');
+    assert.equal(a1?.seq, 4);
+    assert.deepEqual(h.events.pending, [1, 0]);
+  });
+
   test("Figma's rule: a remote value for a field with a pending write is held until the ack", () => {
     const h = harness();
     h.socket.hello({ seq: 3, data: { a1: A1 } });
@@ -227,6 +240,8 @@ describe('pending writes and acks', () => {
     h.socket.receive({ type: 'annotation_delete', seq: 4, prev: 3, op_id: 'r', client_id: 'other', author: 'bob', ts: 1, id: 'a1' });
     assert.equal(h.client.get('a1'), undefined);
     assert.deepEqual(h.updates.at(-1), [{ id: 'a1', deleted: true }, false]);
+    assert.equal(h.client.isDeleted('a1'), true);
+    assert.equal(h.client.isDeleted('never-existed'), false);
     h.client.update('a1', { color: 'blue' });
     assert.equal(h.client.get('a1'), undefined);
     h.client.recreate('a1', { color: 'blue', target_type: 'ENTITY', target_id: 'e1' });
@@ -384,12 +399,12 @@ describe('offline queue across a reload', () => {
     h.socket.hello({ seq: 2, data: { a1: A1 } });
     h.env.goOffline();
     const first = h.client.update('a1', { color: 'blue' });
-    const second = h.client.addTags('a1', ['offline']);
+    const second = h.client.update('a2', { target_type: 'ENTITY', target_id: 'e2', tags: { add: ['offline'] } });
     const clientId = h.client.clientId;
     const reloaded = h.reload();
     assert.equal(reloaded.clientId, clientId);
     assert.equal(reloaded.get('a1')?.color, 'blue');
-    assert.deepEqual(reloaded.get('a1')?.tags, ['offline', 'x']);
+    assert.deepEqual(reloaded.get('a2')?.tags, ['offline']);
     assert.equal(reloaded.pendingCount, 2);
     await Promise.resolve();
     assert.deepEqual(h.updates.at(-1)?.[1], true, 'the restored state reaches the callback');
@@ -401,6 +416,34 @@ describe('offline queue across a reload', () => {
     assert.equal(reloaded.pendingCount, 0);
     const again = h.reload();
     assert.equal(again.pendingCount, 0, 'acked writes are not resent after the next reload');
+  });
+
+  test('unsent writes to one annotation fold into one; sent or restored ones never do', () => {
+    const h = harness();
+    h.socket.hello({ seq: 2, data: { a1: A1 } });
+    const live = h.client.update('a1', { label: 'sent' });
+    h.env.goOffline();
+    const folded = h.client.update('a1', { color: 'blue' });
+    assert.equal(h.client.addTags('a1', ['y']), folded);
+    assert.equal(h.client.removeTags('a1', ['x', 'y']), folded);
+    assert.equal(h.client.addTags('a1', ['z']), folded);
+    assert.equal(h.client.update('a1', { color: 'green' }), folded);
+    assert.equal(h.client.pendingCount, 2);
+    assert.deepEqual(h.client.get('a1')?.tags, ['z']);
+    const reloaded = h.reload();
+    const after = reloaded.update('a1', { color: 'black' });
+    assert.notEqual(after, folded, 'a restored write may have been sent: not folded into');
+    h.env.goOnline();
+    h.socket.hello({ seq: 2 });
+    assert.deepEqual(h.socket.writes.map((m) => m.op_id), [live, folded, after]);
+    assert.deepEqual(h.socket.writes[1].payload, { id: 'a1', color: 'green', tags: { add: ['z'], remove: ['x', 'y'] } });
+    h.socket.receive([
+      { type: 'ack', op_id: live, seq: 3, ts: 1 },
+      { type: 'ack', op_id: folded, seq: 4, ts: 2 },
+      { type: 'ack', op_id: after, seq: 5, ts: 3 },
+    ]);
+    assert.deepEqual(reloaded.get('a1')?.tags, ['z']);
+    assert.equal(reloaded.get('a1')?.color, 'black');
   });
 
   test("a new tab adopts a closed tab's unsent edits with its client_id", () => {
@@ -582,6 +625,22 @@ describe('text fields', () => {
     h.socket.receive({ type: 'ack', op_id: buffered.op_id, seq: 8 });
     assert.equal(reloaded.get('n1')?.content, '>hello12');
     assert.equal(reloaded.pendingCount, 0);
+  });
+
+  test('a whole-field write of our own supersedes buffered text edits of that field', () => {
+    const h = harness();
+    h.socket.hello({ seq: 5, data: { n1: NOTE } });
+    const typed = h.client.textEdit('n1', 'content', [5, '1']);
+    h.client.textEdit('n1', 'content', [6, '2']);
+    const replaced = h.client.update('n1', { content: 'fresh' });
+    assert.equal(h.client.get('n1')?.content, 'fresh');
+    h.client.textEdit('n1', 'content', [5, '!']);
+    assert.deepEqual(h.socket.writes.at(-1).payload, { id: 'n1', content: 'fresh!' }, 'sent whole: a text op would be refused');
+    h.socket.receive({ type: 'ack', op_id: typed, seq: 6 });
+    assert.equal(h.socket.writes.filter((m) => m.type === 'text_op').length, 1, 'the buffer was dropped, not sent');
+    h.socket.receive([{ type: 'ack', op_id: replaced, seq: 7 }, { type: 'ack', op_id: h.socket.writes.at(-1).op_id, seq: 8 }]);
+    assert.equal(h.client.get('n1')?.content, 'fresh!');
+    assert.equal(h.client.pendingCount, 0);
   });
 
   test('editing text of an annotation not yet on the server sends the whole field', () => {

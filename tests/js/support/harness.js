@@ -21,7 +21,7 @@ export function harness(setup = {}) {
   /** @type {Array<[any, boolean]>} */
   const updates = [];
   /** @type {Record<string, any[]>} */
-  const events = { status: [], annotation: [], presence: [], error: [], latency: [], snapshot: [] };
+  const events = { status: [], annotation: [], presence: [], error: [], latency: [], snapshot: [], pending: [] };
   const graphId = setup.graphId ?? 'g1';
 
   function create() {
