@@ -73,7 +73,9 @@ class Server:
             # The bench measures capacity, not abuse limits: the default
             # per-connection limit (200 messages/s) would refuse ramp steps
             # and the bulk writes that fill the reconnect and big-graph rooms.
-            env = {"COLLAB_RATE_LIMIT": "0"}
+            # Rooms unload 30 s after their last client by default; the
+            # room-churn preset waits 8 s, so they unload after 3 s here.
+            env = {"COLLAB_RATE_LIMIT": "0", "COLLAB_ROOM_IDLE_SECONDS": "3"}
             cmd = [
                 str(ROOT / ".venv" / "bin" / "intelgraph-collab"),
                 "serve",
@@ -237,6 +239,8 @@ def run_pair(
         ]
         if args.duration and preset in ("small-room", "big-room", "many-rooms", "slow-reader"):
             gen += ["--duration", str(args.duration)]
+        if preset == "room-churn":
+            gen += ["--settle", "8"]
         if args.ramp_duration and preset == "ramp":
             gen += ["--duration", str(args.ramp_duration)]
         env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))

@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
     p.add_argument("--pad", type=int, help="bytes of text added to each write")
     p.add_argument("--count", type=int, help="missed writes / annotations / connections / graphs")
+    p.add_argument(
+        "--settle", type=float, default=5.0, help="room-churn: seconds to wait before measuring"
+    )
     p.add_argument("--ramp-steps", help="comma-separated total writes/s for ramp")
     p.add_argument("--p99-limit", type=float, default=100.0, help="ramp: p99 limit in ms")
     p.add_argument("--server-pid", type=int, help="server pid, for its CPU %% and RSS")
@@ -101,7 +104,7 @@ def scenario(args: argparse.Namespace, target: Target, progress: Any) -> Corouti
     if preset.kind == "idle":
         return scenarios.run_idle(target, count, progress=progress)
     if preset.kind == "room-churn":
-        return scenarios.run_room_churn(target, count, progress)
+        return scenarios.run_room_churn(target, count, progress, settle=args.settle)
     raise SystemExit(f"unknown preset kind {preset.kind}")
 
 

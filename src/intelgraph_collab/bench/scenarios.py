@@ -650,15 +650,20 @@ async def run_room_churn(
     base = await _settled_rss(target.server_pid, 1.0)
     gate = asyncio.Semaphore(50)
     done = 0
+    failed = 0
 
     async def one(i: int) -> None:
-        nonlocal done
+        nonlocal done, failed
         async with gate:
             s = new_session(target, i, room_name("churn", i), col)
-            await s.open(target.host, target.port)
-            s.write(0)
-            await asyncio.sleep(0.05)
-            s.close()
+            try:
+                await s.open(target.host, target.port, limit_s=10.0)
+                s.write(0)
+                await asyncio.sleep(0.05)
+            except (ConnectionError, OSError, TimeoutError):
+                failed += 1
+            finally:
+                s.close()
         done += 1
         if done % 50 == 0:
             progress("churn", done, graphs)
@@ -672,6 +677,7 @@ async def run_room_churn(
         "target": target.label or target.protocol,
         "protocol": target.protocol,
         "graphs": graphs,
+        "failed_connections": failed,
         "rss_base_mib": base / 2**20,
         "rss_peak_mib": peak / 2**20,
         "rss_after_mib": after / 2**20,

@@ -312,8 +312,8 @@ class YjsSession(Session):
 
         self.doc = Doc()
         self.map: Any = self.doc.get("annotations", type=Map)
-        self._local = False
-        self._receivers = 0
+        self._local = False  # applying our own write: send its update, observe nothing
+        self._syncing = False  # applying the initial sync: observe nothing
         self.doc.observe(self._on_doc_update)
         self.map.observe(self._on_map_event)
         self._prefix = var_bytes(self.room.encode()) if self.prefix_doc_name else b""
@@ -334,7 +334,7 @@ class YjsSession(Session):
             self._send(bytes((_SYNC, _UPDATE)) + var_bytes(event.update))
 
     def _on_map_event(self, event: Any) -> None:
-        if self._local:
+        if self._local or self._syncing:
             return
         now = self._now
         tracker = self.tracker
@@ -389,10 +389,19 @@ class YjsSession(Session):
             data = payload[pos : pos + n]
             if sub == _STEP1:
                 self._send(bytes((_SYNC, _STEP2)) + var_bytes(self.doc.get_update(data)))
+            elif sub == _STEP2:
+                # The initial sync: applied, then materialised in one go (as
+                # our client decodes initial_state into dicts), not key by key
+                # through the observer, which would charge the peers for
+                # 100,000 Python callbacks.
+                self._syncing = True
+                try:
+                    self.doc.apply_update(data)
+                finally:
+                    self._syncing = False
+                self._set_ready(len(self.map.to_py()))
             else:
                 self.doc.apply_update(data)
-                if sub == _STEP2:
-                    self._set_ready(len(self.map))
         elif kind == _AUTH and self.prefix_doc_name:
             sub, pos = read_var_uint(payload, pos)
             if sub == 1:  # PermissionDenied

@@ -204,6 +204,12 @@ class WsClient(asyncio.Protocol):
 
     def _finish_handshake(self, head: bytes) -> None:
         assert self._handshake is not None
+        if self._handshake.done():  # timed out or cancelled meanwhile
+            self._upgraded = True
+            self.on_message = _ignore
+            if self.transport is not None:
+                self.transport.close()
+            return
         lines = head.decode("latin-1").split("\r\n")
         status = lines[0]
         if " 101 " not in status + " ":
