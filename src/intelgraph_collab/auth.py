@@ -126,14 +126,15 @@ def decode_claims(secret: str | bytes, token: str, now: float | None = None) -> 
             token,
             secret,
             algorithms=[ALGORITHM],
-            options={"require": ["exp", "sub"]},
-            leeway=0,
+            # Expiry is checked below, against the caller's clock; `iat` only
+            # dates the token (for revocations), it does not bound its validity.
+            options={"require": ["exp", "sub"], "verify_exp": False, "verify_iat": False},
         )
-    except jwt.ExpiredSignatureError:
-        raise Unauthenticated("token expired") from None
     except jwt.PyJWTError as exc:
         raise Unauthenticated(f"invalid token: {exc}") from None
-    expires_at = float(payload["exp"])
+    expires_at = _number(payload.get("exp"))
+    if expires_at is None:
+        raise Unauthenticated("invalid token: `exp` must be a number")
     if expires_at <= (time.time() if now is None else now):
         raise Unauthenticated("token expired")
     user, role = payload.get("sub"), payload.get("role")
@@ -143,15 +144,24 @@ def decode_claims(secret: str | bytes, token: str, now: float | None = None) -> 
         raise Unauthenticated(f"invalid token: `role` must be one of {', '.join(ROLES)}")
     graphs = _string_list(payload, "graphs", required=True)
     clearance = _string_list(payload, "clearance", required=False)
-    issued = payload.get("iat")
     return Claims(
         user=user,
         role=cast(Role, role),
         graphs=graphs,
         clearance=clearance,
         expires_at=expires_at,
-        issued_at=float(issued) if isinstance(issued, int | float) else None,
+        issued_at=_number(payload.get("iat")),
     )
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _string_list(payload: dict[str, Any], name: str, *, required: bool) -> frozenset[str]:
