@@ -27,6 +27,7 @@ const params = new URLSearchParams(location.search);
 const user = params.get('user') || tabUserName();
 const store = AnnotationStore.connect(graphId, { user, token: params.get('token') || undefined });
 const client = store.client;
+/** @type {Record<string, any>} this user's presence state */
 const me = { name: user, color: colorFor(user) };
 store.setPresence(me);
 
@@ -83,8 +84,11 @@ function renderPeople() {
       const chip = document.createElement('span');
       chip.className = 'person';
       chip.style.setProperty('--person', entry.state.color ?? colorFor(name));
-      const selection = Array.isArray(entry.state.selection) ? entry.state.selection.map(parseTargetKey).filter(Boolean) : [];
-      const looking = selection.length ? ` → ${selection.map((t) => describeTarget(/** @type {Target} */ (t).type, /** @type {Target} */ (t).id)).join(', ')}` : '';
+      /** @type {Target[]} */
+      const selection = Array.isArray(entry.state.selection)
+        ? entry.state.selection.map(parseTargetKey).filter((t) => t !== null)
+        : [];
+      const looking = selection.length ? ` → ${selection.map((t) => describeTarget(t.type, t.id)).join(', ')}` : '';
       chip.textContent = `${entry.self ? `${name} (you)` : name}${entry.self ? '' : looking}`;
       chip.title = entry.self ? 'You. Open with ?user=NAME to choose your name.' : `${name}${looking}`;
       return chip;

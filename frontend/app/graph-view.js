@@ -19,7 +19,7 @@ const TYPE_STYLE = {
 };
 
 export class GraphView {
-  /** @type {any} */
+  /** @type {import('cytoscape').Core} */
   #cy;
 
   /**
@@ -27,16 +27,18 @@ export class GraphView {
    * @param {(target: Target | null) => void} onSelect
    */
   constructor(container, onSelect) {
+    /** @type {import('cytoscape').ElementDefinition[]} */
+    const elements = [
+      ...ENTITIES.map((e) => ({
+        group: /** @type {const} */ ('nodes'),
+        data: { id: e.id, label: e.label, display: e.label, type: e.type, ...TYPE_STYLE[e.type] },
+        position: { x: e.x, y: e.y },
+      })),
+      ...EDGES.map((e) => ({ group: /** @type {const} */ ('edges'), data: { ...e, display: e.label } })),
+    ];
     this.#cy = cytoscape({
       container,
-      elements: [
-        ...ENTITIES.map((e) => ({
-          group: 'nodes',
-          data: { id: e.id, label: e.label, display: e.label, type: e.type, ...TYPE_STYLE[e.type] },
-          position: { x: e.x, y: e.y },
-        })),
-        ...EDGES.map((e) => ({ group: 'edges', data: { ...e, display: e.label } })),
-      ],
+      elements,
       layout: { name: 'preset', padding: 40 },
       style: STYLE,
       selectionType: 'single',
@@ -97,6 +99,8 @@ export class GraphView {
   }
 }
 
+// Typed loosely: Cytoscape's typings do not admit `data(...)` mappers given as strings.
+/** @type {any[]} */
 const STYLE = [
   {
     selector: 'node',

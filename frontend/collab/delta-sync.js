@@ -845,10 +845,10 @@ export class CollaborationClient {
     if (this.#closed) throw new Error('the client is closed');
     this.#touch(entry.id, { origin: 'local' });
     const last = this.#pending.at(-1);
-    if (last && canCoalesce(last, entry)) {
+    if (last?.type === 'annotation_update' && entry.type === 'annotation_update' && canCoalesce(last, entry)) {
       // Offline typing or clicking piles up writes to one annotation: fold
       // them into the last one that never left, so the queue stays short.
-      last.payload = mergePayloads(last.payload, /** @type {any} */ (entry).payload);
+      last.payload = mergePayloads(last.payload, entry.payload);
       entry = last;
     } else {
       this.#pending.push(entry);
@@ -1191,13 +1191,7 @@ function stripRuntime(entry) {
  * @param {PendingEntry} next
  */
 function canCoalesce(last, next) {
-  return (
-    last.type === 'annotation_update' &&
-    next.type === 'annotation_update' &&
-    last.id === next.id &&
-    !last.sent &&
-    !next.recreate
-  );
+  return last.id === next.id && !last.sent && !(next.type === 'annotation_update' && next.recreate);
 }
 
 /**
