@@ -32,7 +32,7 @@ from .store.base import OpKey, Store, StoredGraph
 from .sync.engine import GraphState, Writer
 from .sync.errors import ProtocolError
 from .sync.limits import Limits
-from .sync.messages import AnnotationUpdate, Write
+from .sync.messages import Write
 from .sync.policy import authorize_write, hidden_from, redact_presence, target_id
 from .sync.records import OpRecord
 from .sync.views import Clearance, may_see, view_of, visible_to
@@ -95,15 +95,6 @@ class _Audience:
     last_seen: int
     """The seq of the last write announced to this audience (their `prev`)."""
     sessions: set[Session] = field(default_factory=set)
-
-
-def _target_of(write: Write) -> str | None:
-    """The id of the annotation a write targets (None for an update without
-    a usable id: it matches nothing, and the engine refuses it)."""
-    if isinstance(write, AnnotationUpdate):
-        target = write.payload.get("id")
-        return target if isinstance(target, str) else None
-    return write.id
 
 
 class RoomClosed(Exception):
@@ -367,9 +358,7 @@ class Room:
             self.metrics.write_refused(item.write.type, refusal.code)
             return refusal.with_op_id(op_id)
         if item.expected_seq is not None:
-            target = _target_of(item.write)
-            current = None if target is None else self.state.annotations.get(target)
-            current_seq = None if current is None else current.get("seq")
+            current_seq = None if existing is None else existing.get("seq")
             if current_seq != item.expected_seq:
                 self.metrics.write_refused(item.write.type, "conflict")
                 found = "does not exist" if current_seq is None else f"is at seq {current_seq}"
