@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import re
 import sqlite3
 import time
@@ -224,6 +225,8 @@ class Revocations:
 
     @classmethod
     def _load(cls, path: str) -> dict[str, float]:
+        if not os.path.exists(path):  # created by the first revocation
+            return {}
         with closing(cls._connect(path)) as db:
             return dict(db.execute("SELECT user, revoked_at FROM revoked_users").fetchall())
 
