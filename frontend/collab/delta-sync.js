@@ -634,7 +634,6 @@ export class CollaborationClient {
     }
     const next = textField.sync.serverAck(seq);
     textField.opId = null;
-    textField.pending = null;
     if (next && !textField.draining) this.#sendTextOp(textField, next);
     if (textField.idle) this.#texts.delete(textKey(textField.id, textField.field));
     return true;
@@ -866,7 +865,6 @@ export class CollaborationClient {
   #sendTextOp(textField, outgoing) {
     const opId = this.#nextOpId();
     textField.opId = opId;
-    textField.pending = outgoing.ops;
     /** @type {PendingEntry} */
     const entry = { opId, type: 'text_op', id: textField.id, field: textField.field, base: outgoing.base, ops: outgoing.ops };
     this.#pending.push(entry);

@@ -2,9 +2,7 @@
 //
 // It wraps TextFieldSync (the ot.js-style state machine of text-ot-client.js)
 // with what the connection layer needs besides: the op_id of the op in
-// flight, that op transformed to the server text the client knows (to fold
-// it into the server state when its ack comes, since an ack carries no ops),
-// and two special modes:
+// flight, and two special modes:
 //
 // - draining: a later whole-field write of ours (update/delete/recreate)
 //   supersedes the local edits, so the buffer is never sent;
@@ -57,8 +55,6 @@ export class TextField {
     this.sync = new TextFieldSync(serverText, revision);
     /** @type {string | null} op_id of the op in flight */
     this.opId = null;
-    /** @type {Op | null} the op in flight, transformed to apply to the server text */
-    this.pending = null;
     this.draining = false;
     /** @type {Probe | null} */
     this.probe = null;
@@ -69,24 +65,30 @@ export class TextField {
     return this.sync.text;
   }
 
+  /**
+   * The op in flight, transformed to apply to the server text the client
+   * knows: folded into the server state when its ack (which has no ops) comes.
+   * @returns {Op | null}
+   */
+  get pending() {
+    return this.probe ? null : this.sync.pendingOp();
+  }
+
   /** Nothing unconfirmed: the field can be forgotten. */
   get idle() {
     return this.opId === null && this.probe === null;
   }
 
   /**
-   * A remote op on this field, in seq order (not while probing). Keeps the
-   * transformed in-flight copy in step with TextFieldSync's own (same
-   * transform, same order). Returns the op as applied to the local text.
+   * A remote op on this field, in seq order (not while probing). Returns the
+   * op as applied to the local text; throws, changing nothing, if it does not
+   * fit the server text we know.
    * @param {Op} ops
    * @param {number} seq
    * @returns {Op | null}
    */
   remoteOp(ops, seq) {
-    const pending = this.pending === null ? null : transform(ops, this.pending)[1];
-    const local = this.sync.serverOp(ops, seq); // throws with nothing changed
-    this.pending = pending;
-    return local;
+    return this.sync.serverOp(ops, seq);
   }
 
   /**
@@ -100,7 +102,6 @@ export class TextField {
   restart(serverText, revision, op) {
     this.sync.reset(serverText, revision);
     this.opId = null;
-    this.pending = null;
     this.probe = null;
     if (this.draining || isNoop(op)) return null;
     return this.sync.localEdit(op);
@@ -146,7 +147,6 @@ export class TextField {
     if (record.opId !== null && record.pending !== null && !isNoop(record.pending)) {
       inFlight = field.sync.localEdit(record.pending);
       field.opId = record.opId;
-      field.pending = record.pending;
       afterInFlight = apply(serverText, record.pending);
     }
     const buffer = diffToOp(afterInFlight, record.text);
@@ -156,7 +156,6 @@ export class TextField {
         // The in-flight op vanished: the buffer becomes the op to send; the
         // caller gives it a fresh op_id.
         inFlight = sent;
-        field.pending = sent.ops;
         field.opId = null;
       }
     }
