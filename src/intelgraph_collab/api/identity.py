@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..auth import identity_for, writer_for
 from ..service import Service
@@ -20,6 +21,14 @@ from .http_auth import caller_claims
 CLIENT_ID_MAX = 64
 USER_MAX = 128
 
+_bearer_scheme = HTTPBearer(
+    auto_error=False,
+    description="A token from `intelgraph-collab token` (or your identity provider); "
+    "required when the server runs with a secret.",
+)
+"""Documents the Bearer scheme in the OpenAPI schema (the docs' Authorize
+button); the token itself is read and checked by `caller_claims`."""
+
 
 def service_of(request: Request) -> Service:
     service: Service = request.app.state.service
@@ -28,6 +37,7 @@ def service_of(request: Request) -> Service:
 
 async def rest_caller(
     request: Request,
+    _documented: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
     x_client_id: Annotated[
         str | None,
         Header(
