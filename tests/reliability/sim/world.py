@@ -28,20 +28,10 @@ from typing import Any
 from intelgraph_collab.room import RoomSettings
 
 from ...support.history_check import HistoryReport, check_history
-from ...support.protocol_model import (
-    TEXT_FIELDS,
-    CharSource,
-    Message,
-    ModelClient,
-    random_text_edit,
-)
+from ...support.protocol_model import ModelClient
+from ...support.workload import Workload
 from .network import Closed, Conn
 from .servers import EngineServer, RoomServer
-
-IDS = tuple(f"a{i}" for i in range(6))
-COLORS = ("red", "green", "blue", "amber")
-TAGS = ("t1", "t2", "t3", "t4", "t5")
-CONFIDENCES = ("HIGH", "MEDIUM", "LOW", "UNKNOWN")
 
 ACTIONS = {
     "write": 28,
@@ -154,7 +144,7 @@ class World:
         )
         self.capacity = rng.choice((2, 8, 1_000_000))
         self.max_queue = rng.choice((32, 10_000))
-        self.chars = CharSource()
+        self.workload = Workload(rng)
         self.faults = Faults()
         self.workdir = workdir
         self.server: RoomServer | EngineServer
@@ -289,69 +279,15 @@ class World:
 
     async def _write(self) -> None:
         client = self._pick(self.clients)
-        model, rng = client.model, self.rng
-        annotation_id = rng.choice(IDS)
-        roll = rng.random()
-        if roll < 0.14:
-            model.delete(annotation_id)
-        elif roll < 0.26:
-            model.update(self._fresh_payload(annotation_id), recreate=True)
-        else:
-            model.update(self._payload(model, annotation_id))
+        self.workload.write(client.model)
         self.faults.writes += 1
         self._flush(client)
 
-    def _fresh_payload(self, annotation_id: str) -> Message:
-        rng = self.rng
-        payload: Message = {"id": annotation_id, "color": rng.choice(COLORS)}
-        if rng.random() < 0.6:
-            payload["content"] = self.chars.take(rng.randint(0, 4))
-        if rng.random() < 0.5:
-            payload["tags"] = rng.sample(TAGS, rng.randint(0, 3))
-        return payload
-
-    def _payload(self, model: ModelClient, annotation_id: str) -> Message:
-        rng = self.rng
-        payload: Message = {"id": annotation_id}
-        for _ in range(rng.randint(1, 3)):
-            roll = rng.random()
-            if roll < 0.2:
-                payload["color"] = rng.choice(COLORS)
-            elif roll < 0.3:
-                payload["label"] = rng.choice(("x", "y", None))
-            elif roll < 0.4:
-                payload["confidence"] = rng.choice(CONFIDENCES)
-            elif roll < 0.55:
-                payload["tags"] = rng.sample(TAGS, rng.randint(0, 3))
-            elif roll < 0.8:
-                payload["tags"] = {
-                    "add": rng.sample(TAGS, rng.randint(0, 2)),
-                    "remove": rng.sample(TAGS, rng.randint(0, 2)),
-                }
-            elif roll < 0.9:
-                payload["color"] = None
-            else:
-                name = rng.choice(TEXT_FIELDS)
-                if (annotation_id, name) not in model.fields:
-                    payload[name] = self.chars.take(rng.randint(0, 4))
-        return payload
-
     async def _edit(self) -> None:
         client = self._pick(self.clients)
-        model = client.model
-        editable = [
-            (annotation_id, name)
-            for annotation_id in sorted(model.annotations)
-            for name in TEXT_FIELDS
-            if model.may_edit_text(annotation_id, name)
-        ]
-        target = self._pick(editable)
-        if target is None:
+        if not self.workload.edit(client.model):
             await self._write()
             return
-        text = model.local_text(*target)
-        assert text is not None
-        model.edit_text(*target, random_text_edit(self.rng, text, self.chars))
         self.faults.text_edits += 1
         self._flush(client)
 
