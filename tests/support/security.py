@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -89,13 +88,3 @@ async def handshake_status(url: str, **kwargs: Any) -> int | None:
         return int(exc.response.status_code)
     await ws.close()
     return None
-
-
-def wait_until(predicate: Any, timeout: float = 5.0, interval: float = 0.02) -> bool:
-    """Poll `predicate` (a condition of an external process) until true or timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
