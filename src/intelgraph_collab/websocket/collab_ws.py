@@ -20,7 +20,14 @@ from ..inbound import handle_binary, handle_frame
 from ..logs import log_event
 from ..ratelimit import MessageRateLimiter
 from ..service import Service
-from ..session import CLOSE_FORBIDDEN, CLOSE_POLICY, CLOSE_UNAUTHENTICATED, Session
+from ..session import (
+    CLOSE_FORBIDDEN,
+    CLOSE_POLICY,
+    CLOSE_TRY_AGAIN,
+    CLOSE_UNAUTHENTICATED,
+    Session,
+)
+from ..store.base import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +106,12 @@ async def serve_session(
     since: int | None,
     claims: Claims | None = None,
 ) -> None:
-    room = await service.rooms.acquire(graph_id)
+    try:
+        room = await service.rooms.acquire(graph_id)
+    except StoreUnavailable as exc:  # e.g. PostgreSQL unreachable: the client retries
+        log_event(log, "graph_unavailable", logging.WARNING, graph=graph_id, error=str(exc))
+        await websocket.close(CLOSE_TRY_AGAIN, "storage unavailable; reconnect")
+        return
     service.connected(session)
     expiry = _close_at_expiry(service, session, claims)
     rate = MessageRateLimiter(service.config.security.rate)
