@@ -160,3 +160,25 @@ export function jsonEqual(a, b) {
 export function clone(value) {
   return value === undefined ? value : JSON.parse(JSON.stringify(value));
 }
+
+/**
+ * One payload with the effect of `first` then `second`: later fields win;
+ * tag deltas compose (add then remove, as the server applies one).
+ * @param {Record<string, any>} first
+ * @param {Record<string, any>} second
+ */
+export function mergePayloads(first, second) {
+  const merged = { ...first, ...second };
+  const a = first.tags;
+  const b = second.tags;
+  if (isTagsDelta(b) && a !== undefined && a !== null) {
+    if (isTagsDelta(a)) {
+      const add = new Set([...(a.add ?? []).filter((t) => !(b.remove ?? []).includes(t)), ...(b.add ?? [])]);
+      const remove = new Set([...(a.remove ?? []).filter((t) => !(b.add ?? []).includes(t)), ...(b.remove ?? [])]);
+      merged.tags = { add: [...add].sort(), remove: [...remove].sort() };
+    } else {
+      merged.tags = applyTagsDelta(a, b);
+    }
+  }
+  return merged;
+}

@@ -162,3 +162,34 @@ export class TextField {
     return { field, inFlight };
   }
 }
+
+/**
+ * Ops turning each changed text field of `before` into that of `after`: the
+ * exact ops seen when they account for the change, else a diff.
+ * @param {Record<string, any> | undefined} before
+ * @param {Record<string, any> | undefined} after
+ * @param {Map<string, Op[]>} exact
+ * @returns {Record<string, Op[]>}
+ */
+export function textDeltas(before, after, exact) {
+  /** @type {Record<string, Op[]>} */
+  const deltas = {};
+  if (!before || !after) return deltas;
+  for (const field of Object.keys(after)) {
+    const old = before[field];
+    const now = after[field];
+    if (typeof now !== 'string' || old === now || (old !== undefined && typeof old !== 'string')) continue;
+    const oldText = old ?? '';
+    const ops = exact.get(field);
+    let replayed = null;
+    if (ops) {
+      try {
+        replayed = ops.reduce((text, op) => apply(text, op), oldText);
+      } catch {
+        replayed = null;
+      }
+    }
+    deltas[field] = ops && replayed === now ? ops : [diffToOp(oldText, now)];
+  }
+  return deltas;
+}
