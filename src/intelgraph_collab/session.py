@@ -109,6 +109,14 @@ class Session:
         self._ready.set()
         asyncio.get_running_loop().create_task(self._send_close(code, reason))
 
+    def detach(self) -> None:
+        """The connection is gone (the transport saw it end): the writer stops
+        and nothing more is queued. Without this the writer would wait for
+        the next message forever, until the GC destroyed it pending."""
+        self.closed = True
+        self._queue.clear()
+        self._ready.set()
+
     async def _send_close(self, code: int, reason: str) -> None:
         with contextlib.suppress(Exception):
             await self._close(code, reason)

@@ -131,6 +131,7 @@ async def serve_session(
     finally:
         if expiry is not None:
             expiry.cancel()
+        session.detach()
         room.leave(session)
         service.disconnected(session)
         service.rooms.release(graph_id)
