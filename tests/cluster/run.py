@@ -96,9 +96,9 @@ async def verify(run: Run) -> None:
     head = await run.settle()
     log = await committed_log(run.cluster.postgres_url, run.graph_id)
     assert [m["seq"] for m in log] == list(range(1, head + 1)), "the log has a gap"
-    nodes = range(len(run.cluster.nodes))
-    states = [await fresh_state(run.cluster, i, run.graph_id) for i in nodes]
-    for i, state in enumerate(states):
+    alive = [i for i, node in enumerate(run.cluster.nodes) if node.process.poll() is None]
+    states = [await fresh_state(run.cluster, i, run.graph_id) for i in alive]
+    for i, state in zip(alive, states, strict=True):
         assert state["seq"] == head, f"node {i} serves seq {state['seq']}, the log is at {head}"
         assert state["data"] == states[0]["data"], f"node {i} serves a different state"
     report = check_history(log, [p.model for p in run.peers], states[0]["data"])
