@@ -166,6 +166,50 @@ describe('the JS client against the real server', () => {
     assert.equal(final, '9876543210|abcdefghij');
   });
 
+  test('random concurrent edits by three clients, with cuts, converge to the server state', async () => {
+    const graphId = freshGraph();
+    const people = ['alice', 'bob', 'carol'].map((user) => connect(graphId, user));
+    const group = people.map((p) => p.client);
+    await waitFor(() => group.every((c) => c.status === 'live'), 'all live');
+    const random = seeded(Number(process.env.COLLAB_JS_SEED ?? 20251126));
+    const pick = (/** @type {any[]} */ items) => items[Math.floor(random() * items.length)];
+    const ids = ['a1', 'a2', 'n1'];
+    group[0].update('n1', { target_type: 'ENTITY', target_id: 'e1', kind: 'note', content: 'start' });
+    await settled(group);
+    for (let step = 0; step < 150; step += 1) {
+      const person = pick(people);
+      const client = person.client;
+      const id = pick(ids);
+      const current = client.get(id);
+      const roll = random();
+      if (!current) {
+        client.update(id, { target_type: 'ENTITY', target_id: 'e1', kind: 'tag' }, { recreate: client.isDeleted(id) });
+      } else if (roll < 0.25 && typeof current.content === 'string') {
+        const length = [...current.content].length;
+        const at = Math.floor(random() * (length + 1));
+        const ops = random() < 0.7 || length === at ? [at, pick(['x', 'yz', '✓']), length - at] : [at, -1, length - at - 1];
+        client.textEdit(id, 'content', ops.filter((c) => c !== 0));
+      } else if (roll < 0.45) {
+        client.update(id, { color: pick(['red', 'green', 'blue']), confidence: pick(['LOW', 'HIGH']) });
+      } else if (roll < 0.65) {
+        client.addTags(id, [pick(['t1', 't2', 't3'])]);
+      } else if (roll < 0.8) {
+        client.removeTags(id, [pick(['t1', 't2', 't3'])]);
+      } else if (roll < 0.85 && id !== 'n1') {
+        client.deleteAnnotation(id);
+      } else if (roll < 0.9) {
+        person.drop();
+      } else {
+        await new Promise((resolve) => setTimeout(resolve, Math.floor(random() * 5)));
+      }
+    }
+    await settled(group);
+    const fresh = connect(graphId, 'dave').client;
+    await waitFor(() => fresh.status === 'live' && fresh.lastSeq === group[0].lastSeq, 'a fresh client at the same seq');
+    const truth = fresh.getAll();
+    for (const client of group) assert.deepEqual(client.getAll(), truth, `${client.user} matches the server`);
+  });
+
   test('a server crash (kill -9) and restart: the client reconnects with since and resends', async () => {
     const graphId = freshGraph();
     const alice = connect(graphId, 'alice').client;
@@ -187,3 +231,18 @@ describe('the JS client against the real server', () => {
     assert.deepEqual(late.getAll(), alice.getAll());
   });
 });
+
+/**
+ * A deterministic PRNG (mulberry32): the same random run every time.
+ * @param {number} seed
+ */
+function seeded(seed) {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
