@@ -65,7 +65,7 @@ async def test_metrics_move_when_traffic_happens(
     assert metric(during, "collab_refused_total", type="annotation_update", code="bad_message") == 1
     assert metric(during, "collab_refused_total", type="message", code="bad_message") == 1
     assert metric(during, "collab_commit_batch_size_sum") == 5  # records committed
-    assert metric(during, "collab_commit_seconds_count") >= 5 - 0  # one commit per batch
+    assert metric(during, "collab_commit_seconds_count") >= 1  # group commit may batch writes
     assert metric(during, "collab_fanout_seconds_count") == 5  # one per accepted write
     assert metric(during, "collab_send_queue_depth_max") >= 0
     assert ("collab_send_queue_messages", frozenset()) in during
