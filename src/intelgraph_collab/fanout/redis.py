@@ -214,7 +214,8 @@ class RedisFanOut(FanOut):
                 try:
                     await self._send(batch)
                 except _LINK_ERRORS as exc:
-                    log.warning("redis fan-out: publish failed (%r); retrying", exc)
+                    level = logging.WARNING if backoff == 0.05 else logging.DEBUG  # once per outage
+                    log.log(level, "redis fan-out: publish failed (%r); retrying", exc)
                     while len(self._outbox) > self.max_backlog:  # oldest first: receivers back-fill
                         self._outbox.popleft()
                     await asyncio.sleep(backoff)
@@ -358,7 +359,8 @@ class RedisFanOut(FanOut):
             except _LINK_ERRORS as exc:
                 if self._closing:
                     return
-                log.warning("redis fan-out: link down (%r); reconnecting", exc)
+                level = logging.DEBUG if self._relinked else logging.WARNING  # once per outage
+                log.log(level, "redis fan-out: link down (%r); reconnecting", exc)
                 self._relinked = True
             finally:
                 self._pubsub = None
@@ -416,6 +418,7 @@ class RedisFanOut(FanOut):
             self._linked.set()
             if self._relinked:
                 self._relinked = False
+                log.warning("redis fan-out: link back; back-filling from the store")
                 task = asyncio.get_running_loop().create_task(self._after_relink())
                 self._background.add(task)
                 task.add_done_callback(self._background.discard)
