@@ -12,19 +12,16 @@ handshake and the HTTP routes accept and refuse exactly the same tokens.
 
 from __future__ import annotations
 
-import asyncio
 import math
-import os
 import re
-import sqlite3
 import time
 from collections.abc import Callable, Iterable
-from contextlib import closing
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import jwt
 
+from .revocations import Revocations
 from .session import Identity
 from .sync.annotation import UNCLASSIFIED
 from .sync.engine import Writer
@@ -181,63 +178,6 @@ def bearer_token(authorization: str | None, query_token: str | None) -> str | No
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
     return query_token or None
-
-
-# -- revocation ------------------------------------------------------------
-
-
-class Revocations:
-    """Revoked users and when: a token of that user issued at or before the
-    revocation is refused. Kept in a small SQLite table when given a path, so
-    a restart does not bring revoked tokens back; in memory otherwise."""
-
-    def __init__(self, path: str | None = None, clock: Clock = time.time) -> None:
-        self.path = path
-        self.clock = clock
-        self._revoked_at: dict[str, float] = {}
-
-    async def open(self) -> None:
-        if self.path is not None:
-            self._revoked_at = await asyncio.to_thread(self._load, self.path)
-
-    def revoked(self, claims: Claims) -> bool:
-        revoked_at = self._revoked_at.get(claims.user)
-        if revoked_at is None:
-            return False
-        return claims.issued_at is None or claims.issued_at <= revoked_at
-
-    async def revoke(self, user: str) -> float:
-        """Revoke every token of `user` issued until now; durable when this returns."""
-        at = round(self.clock(), 3)
-        if self.path is not None:
-            await asyncio.to_thread(self._save, self.path, user, at)
-        self._revoked_at[user] = at
-        return at
-
-    @staticmethod
-    def _connect(path: str) -> sqlite3.Connection:
-        db = sqlite3.connect(path)
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS revoked_users"
-            " (user TEXT PRIMARY KEY, revoked_at REAL NOT NULL)"
-        )
-        return db
-
-    @classmethod
-    def _load(cls, path: str) -> dict[str, float]:
-        if not os.path.exists(path):  # created by the first revocation
-            return {}
-        with closing(cls._connect(path)) as db:
-            return dict(db.execute("SELECT user, revoked_at FROM revoked_users").fetchall())
-
-    @classmethod
-    def _save(cls, path: str, user: str, at: float) -> None:
-        with closing(cls._connect(path)) as db, db:
-            db.execute(
-                "INSERT INTO revoked_users (user, revoked_at) VALUES (?, ?) "
-                "ON CONFLICT (user) DO UPDATE SET revoked_at = excluded.revoked_at",
-                (user, at),
-            )
 
 
 class Authenticator:

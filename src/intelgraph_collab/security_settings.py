@@ -23,8 +23,8 @@ class SecuritySettings:
     """Browser origins allowed to open a WebSocket (`*`: any); None: the
     server's own origin only."""
     revocations_db: str | None = None
-    """SQLite file keeping revoked users; None: next to the SQLite store
-    (in memory when there is none)."""
+    """SQLite file keeping revoked users; None: next to the SQLite store, in
+    the PostgreSQL store's database, or in memory with `memory://`."""
     rate: RateSettings = field(default_factory=RateSettings)
     connections: ConnectionSettings = field(default_factory=ConnectionSettings)
 
@@ -96,8 +96,9 @@ def open_mode_problem(host: str, settings: SecuritySettings) -> str | None:
 
 
 def revocations_path(settings: SecuritySettings, store: str | None, db: str) -> str | None:
-    """Where revoked users are kept: `revocations_db`, else beside the SQLite
-    store (`collab.db` -> `collab.revocations.db`), else nowhere (memory)."""
+    """The SQLite file keeping revoked users: `revocations_db`, else beside
+    the SQLite store (`collab.db` -> `collab.revocations.db`); None for other
+    stores (see `revocations.make_revocations`)."""
     if settings.revocations_db is not None:
         return settings.revocations_db
     if store is None:

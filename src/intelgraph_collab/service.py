@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .auth import Authenticator, Revocations
+from .auth import Authenticator
 from .config import Config
 from .fanout.base import FanOut
 from .fanout.local import LocalFanOut
@@ -16,6 +16,7 @@ from .logs import log_event
 from .metrics import Metrics
 from .origins import OriginPolicy
 from .ratelimit import ConnectionLimiter
+from .revocations import Revocations, make_revocations
 from .rooms import Rooms
 from .security_settings import revocations_path
 from .session import CLOSE_GOING_AWAY, CLOSE_UNAUTHENTICATED, Session
@@ -77,10 +78,13 @@ class Service:
         self.draining = False
         self.metrics.watch_send_queues(lambda: [s.queue_depth for s in self.sessions])
         security = config.security
-        self.auth = Authenticator(
-            security.secret,
-            Revocations(revocations_path(security, config.store, config.db)),
+        revocations = (
+            make_revocations(revocations_path(security, config.store, config.db), config.store)
+            if security.auth_enabled
+            else Revocations()
         )
+        revocations.on_revoked = self._close_sessions_of  # revoked on another node
+        self.auth = Authenticator(security.secret, revocations)
         self.origins = OriginPolicy(security.allowed_origins, config.host, config.port)
         self.connection_limits = ConnectionLimiter(security.connections)
 
@@ -102,6 +106,7 @@ class Service:
             session.close(CLOSE_GOING_AWAY, "server shutting down")
         await asyncio.sleep(0)
         await self.fanout.close()
+        await self.auth.revocations.close()
         await self.store.close()
 
     def connected(self, session: Session) -> None:
@@ -121,8 +126,11 @@ class Service:
         """Refuse `user`'s tokens issued until now and close their live
         sessions with 4401. Returns (revoked_at, sessions closed)."""
         revoked_at = await self.auth.revocations.revoke(user)
+        return revoked_at, self._close_sessions_of(user)
+
+    def _close_sessions_of(self, user: str) -> int:
         closing = [s for s in self.sessions if s.identity.user == user and not s.closed]
         for session in closing:
             session.close(CLOSE_UNAUTHENTICATED, "revoked")
         log_event(log, "user_revoked", logging.WARNING, user=user, sessions=len(closing))
-        return revoked_at, len(closing)
+        return len(closing)
