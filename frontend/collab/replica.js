@@ -45,6 +45,9 @@ import { apply as applyOps } from './text-ot.js';
  *   full: our state cannot be trusted: reconnect without `since` (initial_state)
  */
 
+/** Times a text op refused for a stale base is rebased and sent again before it is dropped. */
+const MAX_TEXT_CONFLICTS = 3;
+
 export class Replica {
   /** @type {Map<string, Annotation>} */
   #server = new Map();
@@ -255,7 +258,10 @@ export class Replica {
   #queueTextOp(textField, outgoing) {
     const opId = this.#newOpId();
     textField.opId = opId;
-    this.#pending.push({ opId, type: 'text_op', id: textField.id, field: textField.field, base: outgoing.base, ops: outgoing.ops });
+    // Any seq from the field's last change on is the same base to the server;
+    // the newest stays longest within the log it keeps.
+    const base = Math.max(outgoing.base, this.#lastSeq ?? 0);
+    this.#pending.push({ opId, type: 'text_op', id: textField.id, field: textField.field, base, ops: outgoing.ops });
   }
 
   // -- the server's messages ---------------------------------------------------------
@@ -498,6 +504,7 @@ export class Replica {
     }
     const next = textField.sync.serverAck(seq);
     textField.opId = null;
+    textField.conflicts = 0;
     if (next && !textField.draining) this.#queueTextOp(textField, next);
     if (textField.idle) this.#texts.delete(textKey(textField.id, textField.field));
     return true;
@@ -516,9 +523,17 @@ export class Replica {
     if (textField?.probe) {
       this.#finishProbe(textField, false, revision);
     } else if (textField) {
-      // Keep the edits made after the refused op, rebased onto the server text.
       const serverText = this.#serverText(textField.id, textField.field) ?? '';
       const pending = textField.pending;
+      // A text op refused for its base (older than the server's log keeps)
+      // is not wrong in itself: rebase every local edit, it included, onto
+      // the server text and send it again, a few times at most. Any other
+      // refusal drops the op but keeps the edits made after it.
+      if (error.code === 'conflict' && textField.conflicts < MAX_TEXT_CONFLICTS) {
+        textField.conflicts += 1;
+        this.#rebaseField(textField, serverText, revision);
+        return;
+      }
       this.#rebaseField(textField, pending ? applyOps(serverText, pending) : serverText, revision);
     }
     this.#errors.push({ ...error, write: clone(entry) });

@@ -56,6 +56,8 @@ export class TextField {
     /** @type {string | null} op_id of the op in flight */
     this.opId = null;
     this.draining = false;
+    /** refusals for a stale base since the last ack (bounded retries) */
+    this.conflicts = 0;
     /** @type {Probe | null} */
     this.probe = null;
   }

@@ -576,6 +576,26 @@ describe('text fields', () => {
     assert.equal(h.events.error[0].code, 'invalid_op');
   });
 
+  test('a text op refused for a stale base is rebased and sent again, nothing lost (a few times at most)', () => {
+    const h = harness();
+    h.socket.hello({ seq: 5, data: { n1: NOTE } });
+    let opId = h.client.textEdit('n1', 'content', [5, '!']);
+    h.socket.receive(remoteText(6, 'n1', 'content', ['>', 5]));
+    for (let attempt = 1; attempt <= 3; attempt += 1) {
+      h.socket.receive({ type: 'error', code: 'conflict', message: 'base older than the retained log', op_id: opId });
+      const retry = h.socket.writes.at(-1);
+      assert.notEqual(retry.op_id, opId);
+      assert.equal(retry.base, 6, 'based on the newest state');
+      assert.deepEqual(retry.ops, [6, '!']);
+      opId = retry.op_id;
+    }
+    assert.equal(h.events.error.length, 0);
+    assert.equal(h.client.get('n1')?.content, '>hello!');
+    h.socket.receive({ type: 'error', code: 'conflict', message: 'again', op_id: opId });
+    assert.equal(h.events.error.length, 1, 'then it gives up and reports');
+    assert.equal(h.client.get('n1')?.content, '>hello');
+  });
+
   test('after an initial_state: a duplicate ack of the op in flight means it is included', () => {
     const h = harness();
     h.socket.hello({ seq: 5, data: { n1: NOTE } });

@@ -34,23 +34,26 @@ function freshGraph() {
 
 /**
  * A client whose sockets the test can cut (terminate: no close handshake,
- * as a network drop).
+ * as a network drop) or keep from connecting at all (`blocked`).
  * @param {string} graphId
  * @param {string} user
- * @param {{storage?: any, sessionStorage?: any}} [stores]
+ * @param {{storage?: any, sessionStorage?: any, on?: ServerProcess}} [options]
  */
-function connect(graphId, user, stores = {}) {
+function connect(graphId, user, options = {}) {
   /** @type {WebSocket[]} */
   const sockets = [];
+  const network = { blocked: false };
   class TrackedWebSocket extends WebSocket {
     /** @param {string} url */
     constructor(url) {
+      if (network.blocked) throw new Error('network unreachable (test)');
       super(url);
       sockets.push(this);
     }
   }
+  const stores = options;
   const client = new CollaborationClient(graphId, null, {
-    url: server.url,
+    url: (options.on ?? server).url,
     user,
     WebSocket: /** @type {any} */ (TrackedWebSocket),
     storage: stores.storage ?? memoryStorage(),
@@ -64,6 +67,7 @@ function connect(graphId, user, stores = {}) {
   clients.push(client);
   return {
     client,
+    network,
     /** Cut the current socket abruptly. */
     drop() {
       sockets.at(-1)?.terminate();
@@ -229,6 +233,47 @@ describe('the JS client against the real server', () => {
     const late = connect(graphId, 'carol').client;
     await waitFor(() => late.get('a1')?.color === 'purple', 'a new client to see the resent write');
     assert.deepEqual(late.getAll(), alice.getAll());
+  });
+});
+
+describe('the JS client against a server that keeps a short log', () => {
+  /** @type {ServerProcess} */
+  let trimming;
+  before(async () => {
+    trimming = await ServerProcess.start({ env: { COLLAB_LOG_RETENTION: '2', COLLAB_SNAPSHOT_EVERY: '4' } });
+  });
+  after(async () => {
+    await trimming?.dispose();
+  });
+
+  test('back after the log was trimmed: initial_state, and unsent typing is rebased, not lost', async () => {
+    const graphId = freshGraph();
+    const alice = connect(graphId, 'alice', { on: trimming });
+    const bob = connect(graphId, 'bob', { on: trimming }).client;
+    await waitFor(() => alice.client.status === 'live' && bob.status === 'live', 'both live');
+    alice.client.update('n1', { target_type: 'ENTITY', target_id: 'e1', kind: 'note', content: 'note' });
+    await settled([alice.client, bob]);
+
+    alice.network.blocked = true;
+    alice.drop();
+    await waitFor(() => alice.client.status !== 'live', 'alice offline');
+    alice.client.textEdit('n1', 'content', [4, ' by alice']);
+    alice.client.textEdit('n1', 'content', [13, '!']);
+    for (let i = 0; i < 12; i += 1) {
+      bob.textEdit('n1', 'content', ['b', [...(bob.get('n1')?.content ?? '')].length]);
+      bob.update('n1', { color: `c${i}` });
+    }
+    await settled([bob]);
+
+    /** @type {string[]} */
+    const firstMessages = [];
+    alice.client.on('snapshot', () => firstMessages.push('initial_state'));
+    alice.network.blocked = false;
+    alice.client.reconnectNow();
+    await settled([alice.client, bob]);
+    assert.deepEqual(firstMessages, ['initial_state'], 'the log no longer reached back to alice');
+    assert.equal(bob.get('n1')?.content, 'bbbbbbbbbbbbnote by alice!');
+    assert.deepEqual(alice.client.getAll(), bob.getAll());
   });
 });
 
