@@ -20,7 +20,7 @@ import asyncio
 import random
 from pathlib import Path
 
-from ..support.live_client import LiveClient, progress, settle, wait_until
+from ..support.live_client import LiveClient, keep_writing, settle, wait_until
 from ..support.protocol_model import ModelClient
 from ..support.server import start_server
 from ..support.workload import Workload
@@ -29,23 +29,6 @@ from .figures import env_int, record
 GRAPH = "crashy"
 CLIENTS = 6
 ENV = {"COLLAB_MAX_CONNECTIONS_PER_USER": "0", "COLLAB_MAX_CONNECTIONS_PER_GRAPH": "0"}
-
-
-async def keep_writing(client: LiveClient, workload: Workload, stop: asyncio.Event) -> None:
-    """Write whenever connected, caught up and fewer than 4 writes are unacked."""
-    while not stop.is_set():
-        model = client.model
-        if client.connected and model.synced and len(model.pending) < 4:
-            if not (workload.rng.random() < 0.3 and workload.edit(model)):
-                workload.write(model)
-            await client.send_new()
-            await asyncio.sleep(0)  # let the reader run between writes
-            continue
-        progress.clear()
-        try:
-            await asyncio.wait_for(progress.wait(), 0.25)
-        except TimeoutError:
-            pass
 
 
 async def test_acked_writes_survive_repeated_kill_9(tmp_path: Path) -> None:

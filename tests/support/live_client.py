@@ -24,6 +24,7 @@ from websockets.asyncio.client import ClientConnection
 
 from .history_check import HistoryReport, check_history
 from .protocol_model import Annotations, Message, ModelClient
+from .workload import Workload
 
 UrlFor = Callable[[str, int | None], str]
 """(client_id, since) -> the WebSocket URL."""
@@ -32,9 +33,7 @@ progress = asyncio.Event()
 """Set whenever any live client applies a frame or loses its connection."""
 
 
-async def wait_until(
-    predicate: Callable[[], bool], within: float, what: str = "condition"
-) -> None:
+async def wait_until(predicate: Callable[[], bool], within: float, what: str = "condition") -> None:
     """Wait (bounded) until `predicate()` holds, re-checking on every frame."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
@@ -173,6 +172,26 @@ class LiveClient:
 
     async def close(self) -> None:
         await self.drop(abort=False)
+
+
+async def keep_writing(
+    client: LiveClient, workload: Workload, stop: asyncio.Event, unacked: int = 4
+) -> None:
+    """Write whenever connected and caught up, with at most `unacked` writes
+    unacked; one write in three an OT text edit when there is text to edit."""
+    while not stop.is_set():
+        model = client.model
+        if client.connected and model.synced and len(model.pending) < unacked:
+            if not (workload.rng.random() < 0.3 and workload.edit(model)):
+                workload.write(model)
+            await client.send_new()
+            await asyncio.sleep(0)  # let the reader run between writes
+            continue
+        progress.clear()
+        try:
+            await asyncio.wait_for(progress.wait(), 0.25)
+        except TimeoutError:
+            pass
 
 
 async def fetch_history(url_for: UrlFor) -> tuple[list[Message], Annotations, int]:
