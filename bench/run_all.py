@@ -57,6 +57,11 @@ PRESETS = (
 TARGETS = ("ours", "naive", "y-websocket", "hocuspocus", "pycrdt", "floor")
 # The floor keeps no state: catch-up and initial-state figures would be empty.
 SKIP = {("floor", "reconnect"), ("floor", "big-graph")}
+# Node on one core under SCHED_FIFO: V8's background threads (concurrent GC,
+# compilation) spin against the main thread and burn the core (y-websocket
+# showed 95 % CPU at 500 writes/s, 30 % without). --single-threaded keeps
+# V8's work on the main thread, as one pinned core makes it anyway.
+NODE = ["node", "--single-threaded"]
 SERVER_CPU = "0"
 GENERATOR_CPU = "1"
 
@@ -91,10 +96,11 @@ class Server:
         elif self.name == "floor":
             cmd = [str(MAIN_PY), str(PEERS / "floor_relay.py"), "--port", str(port)]
         elif self.name == "y-websocket":
-            cmd = ["node", str(PEERS / "node_modules/@y/websocket-server/src/server.js")]
-            env = {"HOST": "127.0.0.1", "PORT": str(port)}
+            cmd = [*NODE, str(PEERS / "node_modules/@y/websocket-server/src/server.js")]
+            env = {"HOST": "127.0.0.1", "PORT": str(port), "UV_THREADPOOL_SIZE": "1"}
         elif self.name == "hocuspocus":
-            cmd = ["node", str(PEERS / "hocuspocus_server.mjs"), "--port", str(port)]
+            cmd = [*NODE, str(PEERS / "hocuspocus_server.mjs"), "--port", str(port)]
+            env = {"UV_THREADPOOL_SIZE": "1"}
         elif self.name == "pycrdt":
             cmd = [str(PYCRDT_PY), str(PEERS / "pycrdt_server.py"), "--port", str(port)]
         else:
@@ -401,7 +407,7 @@ def print_table(run: dict[str, Any], targets: list[str], presets: list[str]) -> 
         table.add_column(t, justify="right")
     for row in table_rows(run, targets, presets):
         table.add_row(*row)
-    Console().print(table)
+    Console(width=max(120, shutil.get_terminal_size((160, 40)).columns)).print(table)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -166,3 +166,14 @@ def test_tracker_counts_each_delivery_once_and_flags_duplicates() -> None:
     assert col.duplicates == 1
     # latency = now - send time: 5 ms - 1 ms, 5 ms - 2 ms, 5 ms - 1 ms
     assert sorted(col.delivery_ns) == [3_000_000, 4_000_000, 4_000_000]
+
+
+def test_tracker_accepts_writes_out_of_order() -> None:
+    # A Yjs server may merge updates: one map event, keys in any order.
+    col = Collector()
+    col.open_window(0, 10_000)
+    tracker = DeliveryTracker(col)
+    for index in (3, 1, 2, 0):
+        tracker.deliver(writer=7, index=index, t_us=1_000, now_ns=2_000_000)
+    assert col.deliveries_received == 4
+    assert col.duplicates == 0

@@ -58,30 +58,33 @@ class Collector:
 
 
 class DeliveryTracker:
-    """Per receiver: the newest write index seen from each writer.
+    """Per receiver: the write indexes seen from each writer.
 
-    Each writer's writes reach a receiver in order (every protocol measured
-    here is ordered per connection), so an index not above the last one
-    seen is a duplicate; a gap is a loss, counted at the end as
+    Order is not assumed: a Yjs server may merge several updates into one,
+    whose map event lists its keys in any order. A write seen twice is a
+    duplicate; one never seen is a loss, counted at the end as
     expected - received.
     """
 
-    __slots__ = ("collector", "last")
+    __slots__ = ("collector", "seen")
 
     def __init__(self, collector: Collector) -> None:
         self.collector = collector
-        self.last: dict[int, int] = {}
+        self.seen: dict[int, set[int]] = {}
 
     def deliver(self, writer: int, index: int, t_us: int, now_ns: int) -> None:
         col = self.collector
         if not (col.window_start_us <= t_us < col.window_end_us):
             return
-        if index > self.last.get(writer, -1):
-            self.last[writer] = index
-            col.deliveries_received += 1
-            col.delivery_ns.append(now_ns - t_us * 1000)
-        else:
+        seen = self.seen.get(writer)
+        if seen is None:
+            seen = self.seen[writer] = set()
+        if index in seen:
             col.duplicates += 1
+            return
+        seen.add(index)
+        col.deliveries_received += 1
+        col.delivery_ns.append(now_ns - t_us * 1000)
 
 
 def now_us() -> int:

@@ -119,6 +119,11 @@ async def open_all(
     await asyncio.gather(*(one(s) for s in todo if firsts[s.room] is not s))
 
 
+async def close_all(sessions: Iterable[Session]) -> None:
+    """Close every session with the closing handshake, at most ~2 s in all."""
+    await asyncio.gather(*(s.aclose() for s in sessions), return_exceptions=True)
+
+
 def room_name(prefix: str, r: int) -> str:
     return f"bench-{prefix}-{os.getpid()}-{int(time.time() * 1000) % 10**8}-{r}"
 
@@ -152,9 +157,7 @@ async def run_rate(
         result = await _drive(target, spec, col, sessions, slow, lag, progress)
     finally:
         lag.stop()
-        for s in sessions:
-            s.close()
-    await asyncio.sleep(0.05)
+        await close_all(sessions)
     return result
 
 
@@ -512,7 +515,7 @@ async def run_reconnect(
     room = room_name("reconnect", 0)
     client = new_session(target, 0, room, col)
     await client.open(target.host, target.port)
-    client.close()
+    await client.aclose()
     await asyncio.sleep(0.1)
     since = getattr(client, "seq", None)
     writer, observer, populate_s = await _populate(
@@ -529,8 +532,7 @@ async def run_reconnect(
     while col.deliveries_received < 2 and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.001)
     live = summarize_ns(col.delivery_ns)
-    for s in (client, writer, observer):
-        s.close()
+    await close_all((client, writer, observer))
     return {
         "schema": "intelgraph-collab-bench/1",
         "kind": "reconnect",
@@ -568,10 +570,9 @@ async def run_big_graph(
         await fresh.open(target.host, target.port, limit_s=limit_s)
         times.append((fresh.ready_ns - t0) / 1e6)
         counts.append(fresh.state_count)
-        fresh.close()
+        await fresh.aclose()
         await asyncio.sleep(0.2)
-    for s in (writer, observer):
-        s.close()
+    await close_all((writer, observer))
     return {
         "schema": "intelgraph-collab-bench/1",
         "kind": "big-graph",
@@ -608,7 +609,7 @@ async def run_idle(
     col = Collector()
     warm = new_session(target, 0, room_name("idlewarm", 0), col)
     await warm.open(target.host, target.port)
-    warm.close()
+    await warm.aclose()
     base = await _settled_rss(target.server_pid, settle)
     rooms = max(1, connections // per_room)
     names = [room_name("idle", r) for r in range(rooms)]
@@ -617,8 +618,7 @@ async def run_idle(
     await open_all(target, sessions, concurrency=200, progress=progress)
     connect_s = time.monotonic() - t0
     loaded = await _settled_rss(target.server_pid, settle)
-    for s in sessions:
-        s.close()
+    await close_all(sessions)
     closed = await _settled_rss(target.server_pid, settle * 2)
     return {
         "schema": "intelgraph-collab-bench/1",
@@ -663,7 +663,7 @@ async def run_room_churn(
             except (ConnectionError, OSError, TimeoutError):
                 failed += 1
             finally:
-                s.close()
+                await s.aclose()
         done += 1
         if done % 50 == 0:
             progress("churn", done, graphs)

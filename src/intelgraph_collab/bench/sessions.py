@@ -127,6 +127,13 @@ class Session:
         if self.ws is not None:
             self.ws.close()
 
+    async def aclose(self) -> None:
+        """Close with the closing handshake (bounded)."""
+        if self.ws is not None:
+            if self.ws.transport is not None and self.ws.transport.is_reading() is False:
+                self.ws.transport.resume_reading()  # a paused slow reader must see the reply
+            await self.ws.aclose()
+
     def pause_reading(self) -> None:
         if self.ws is not None:
             self.ws.pause_reading()

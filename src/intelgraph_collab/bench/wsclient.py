@@ -71,6 +71,7 @@ class WsClient(asyncio.Protocol):
         self._have = 0
         self._need = 0
         self._upgraded = False
+        self._close_sent = False
         self._fragments: list[bytes] = []
         self._fragment_op = 0
         self.close_code: int | None = None
@@ -160,7 +161,10 @@ class WsClient(asyncio.Protocol):
                 self._send_frame(OP_PONG, payload)
             elif opcode == OP_CLOSE:
                 self.close_code = _LEN16.unpack_from(payload)[0] if len(payload) >= 2 else 1005
-                self.close()
+                if not self._close_sent:
+                    self._send_frame(OP_CLOSE, payload[:2])
+                if self.transport is not None:
+                    self.transport.close()
                 return
         if pos < size:
             self._keep(data[pos:], need)
@@ -193,8 +197,25 @@ class WsClient(asyncio.Protocol):
         """Send a close frame and drop the TCP connection (no closing handshake wait)."""
         transport = self.transport
         if transport is not None and not transport.is_closing():
-            self._send_frame(OP_CLOSE, _LEN16.pack(code))
+            self._send_close(code)
             transport.close()
+
+    async def aclose(self, code: int = 1000, limit_s: float = 2.0) -> None:
+        """The closing handshake: send a close frame, wait for the server's, then
+        drop TCP. Some servers misbehave when the TCP connection vanishes first."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        self._send_close(code)
+        try:
+            await asyncio.wait_for(asyncio.shield(self.closed), limit_s)
+        except TimeoutError:
+            transport.close()
+
+    def _send_close(self, code: int) -> None:
+        if not self._close_sent:
+            self._close_sent = True
+            self._send_frame(OP_CLOSE, _LEN16.pack(code))
 
     def abort(self) -> None:
         if self.transport is not None:
