@@ -16,7 +16,7 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import websockets
@@ -61,6 +61,8 @@ class LiveClient:
         """Seconds from opening the socket to the first message applied."""
         self.reading = asyncio.Event()
         self.reading.set()
+        self.disconnected = asyncio.Event()
+        self.disconnected.set()
         self._opened_at = 0.0
 
     @property
@@ -82,6 +84,7 @@ class LiveClient:
             raise
         self.ws = ws
         self.connects += 1
+        self.disconnected.clear()
         await self._flush()
         self.reader = asyncio.get_running_loop().create_task(self._read(ws))
 
@@ -131,6 +134,7 @@ class LiveClient:
             if self.ws is ws:
                 self.ws = None
                 self.model.close()
+                self.disconnected.set()
             progress.set()
 
     async def drop(self, abort: bool = True) -> None:
@@ -140,6 +144,7 @@ class LiveClient:
             return
         self.ws = None
         self.model.close()
+        self.disconnected.set()
         if abort:
             ws.transport.abort()
         else:
@@ -147,12 +152,14 @@ class LiveClient:
         if reader is not None:
             await asyncio.gather(reader, return_exceptions=True)
 
-    async def supervise(self, stop: asyncio.Event, rng: random.Random, base: float = 0.05) -> None:
+    async def supervise(
+        self, stop: asyncio.Event, rng: random.Random, base: float = 0.05, cap: float = 2.0
+    ) -> None:
         """Reconnect whenever disconnected, with jittered exponential backoff."""
         attempt = 0
         while not stop.is_set():
             if self.ws is None:
-                delay = min(2.0, base * 2**attempt) * rng.uniform(0.5, 1.5)
+                delay = min(cap, base * 2**attempt) * rng.uniform(0.5, 1.5)
                 try:
                     await asyncio.wait_for(stop.wait(), delay)
                     return
@@ -164,14 +171,19 @@ class LiveClient:
                 except (OSError, websockets.InvalidHandshake, TimeoutError):
                     attempt += 1
                 continue
-            progress.clear()
-            try:
-                await asyncio.wait_for(progress.wait(), 0.25)
-            except TimeoutError:
-                pass
+            await _first(self.disconnected.wait(), stop.wait())
 
     async def close(self) -> None:
         await self.drop(abort=False)
+
+
+async def _first(*waits: Awaitable[object]) -> None:
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 async def keep_writing(
