@@ -55,7 +55,7 @@ async def collaborate(websocket: WebSocket, graph_id: str) -> None:
         problem = f"client_id must be 1-{CLIENT_ID_MAX} characters"
     since: int | None = None
     if since_param not in (None, ""):
-        if since_param.isdigit() and len(since_param) <= 18:
+        if since_param.isascii() and since_param.isdigit() and len(since_param) <= 18:
             since = int(since_param)
         else:
             problem = "since must be a seq (a whole number >= 0)"
