@@ -99,9 +99,11 @@ def _tag_list(value: object, where: str, limits: Limits) -> list[str]:
 
 
 def _check_value(name: str, value: object, limits: Limits) -> None:
-    if name == "target_type" and value not in TARGET_TYPES:
+    # isinstance first: `in` a frozenset hashes the value, and a list or an
+    # object from the client is unhashable (TypeError, not a refusal).
+    if name == "target_type" and not (isinstance(value, str) and value in TARGET_TYPES):
         raise ProtocolError("bad_message", "`target_type` must be ENTITY or EDGE")
-    if name == "confidence" and value not in CONFIDENCES:
+    if name == "confidence" and not (isinstance(value, str) and value in CONFIDENCES):
         raise ProtocolError("bad_message", "`confidence` must be HIGH, MEDIUM, LOW or UNKNOWN")
     if name in STRING_FIELDS and not isinstance(value, str):
         raise ProtocolError("bad_message", f"`{name}` must be a string")
