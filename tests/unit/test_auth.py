@@ -6,6 +6,8 @@ from pathlib import Path
 
 import jwt
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from intelgraph_collab.auth import (
     Authenticator,
@@ -163,3 +165,37 @@ def test_exp_must_be_a_number(exp: object) -> None:
     token = jwt.encode({"sub": "a", "role": "editor", "graphs": ["g"], "exp": exp}, SECRET)
     with pytest.raises(Unauthenticated, match="invalid token"):
         decode_claims(SECRET, token, now=NOW)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5),
+                                                                     children, max_size=3),
+    max_leaves=10,
+)
+claim_sets = st.fixed_dictionaries(
+    {},
+    optional={name: json_values | st.just(["g1"]) | st.just("editor") | st.just(NOW + 60)
+              for name in ("sub", "role", "graphs", "clearance", "exp", "iat", "nbf")},
+)
+
+
+@given(claim_sets)
+def test_any_signed_claims_verify_or_are_refused_cleanly(claims: dict[str, object]) -> None:
+    """Even with the right signature, odd claims never raise anything but Unauthenticated."""
+    try:
+        token = jwt.encode(claims, SECRET)
+    except (TypeError, ValueError):  # not encodable as JSON: cannot be a token
+        return
+    try:
+        verified = decode_claims(SECRET, token, now=NOW)
+    except Unauthenticated:
+        return
+    assert isinstance(verified.user, str) and verified.role in ("viewer", "commenter",
+                                                                 "editor", "admin")
+
+
+@given(st.text(max_size=200))
+def test_any_string_as_a_token_is_refused_cleanly(text: str) -> None:
+    with pytest.raises(Unauthenticated):
+        decode_claims(SECRET, text, now=NOW)
