@@ -247,6 +247,9 @@ def run_pair(
             gen += ["--duration", str(args.duration)]
         if preset == "room-churn":
             gen += ["--settle", "8"]
+        if server.protocol in ("y-websocket", "hocuspocus") and args.node_yjs:
+            # Steady-rate presets: the Node Yjs client (see bench/peers/yjs_load.mjs).
+            gen += ["--yjs-driver", str(PEERS / "yjs_load.mjs")]
         if args.ramp_duration and preset == "ramp":
             gen += ["--duration", str(args.ramp_duration)]
         env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
@@ -420,6 +423,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--markdown", help="also write the side-by-side table here (Markdown)")
     p.add_argument("--skip-install", action="store_true")
     p.add_argument("--no-rt", action="store_true", help="nice -15 instead of SCHED_FIFO")
+    p.add_argument(
+        "--node-yjs",
+        action="store_true",
+        help="drive the Yjs peers' steady-rate presets from Node (yjs_load.mjs), not pycrdt",
+    )
     args = p.parse_args(argv)
     presets = [x for x in args.presets.split(",") if x]
     targets = [x for x in args.targets.split(",") if x]

@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, help="measured seconds (per ramp step)")
     p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
     p.add_argument("--pad", type=int, help="bytes of text added to each write")
+    p.add_argument(
+        "--measure",
+        type=int,
+        help="clients per room that decode and measure (the rest only read); 0: all",
+    )
     p.add_argument("--count", type=int, help="missed writes / annotations / connections / graphs")
     p.add_argument(
         "--settle", type=float, default=5.0, help="room-churn: seconds to wait before measuring"
@@ -52,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ramp-steps", help="comma-separated total writes/s for ramp")
     p.add_argument("--p99-limit", type=float, default=100.0, help="ramp: p99 limit in ms")
     p.add_argument("--server-pid", type=int, help="server pid, for its CPU %% and RSS")
+    p.add_argument(
+        "--yjs-driver",
+        help="path of bench/peers/yjs_load.mjs: drive steady-rate Yjs scenarios from Node",
+    )
     p.add_argument("--label", default="", help="name of the target in the results")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.add_argument("--out", help="also write the JSON result to this file")
@@ -70,6 +79,7 @@ def make_target(args: argparse.Namespace) -> Target:
         protocol=args.protocol,
         server_pid=args.server_pid,
         label=args.label,
+        yjs_driver=args.yjs_driver,
     )
 
 
@@ -82,6 +92,7 @@ def scenario(args: argparse.Namespace, target: Target, progress: Any) -> Corouti
         duration=args.duration or preset.duration,
         warmup=args.warmup,
         pad=preset.pad if args.pad is None else args.pad,
+        measure=preset.measure if args.measure is None else args.measure,
     )
     count = args.count or preset.count
     if preset.kind == "rate":

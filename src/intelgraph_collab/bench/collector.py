@@ -32,6 +32,7 @@ class Collector:
         self.deliveries_received = 0
         self.duplicates = 0
         self.writes_acked = 0
+        self.acks_expected = 0
         self.errors: Counter[str] = Counter()
         self.closes: Counter[int] = Counter()
 
@@ -42,11 +43,14 @@ class Collector:
     def in_window(self, t_us: int) -> bool:
         return self.window_start_us <= t_us < self.window_end_us
 
-    def sent(self, t_us: int, receivers: int) -> None:
-        """A write was sent at t_us; `receivers` live clients should get it."""
+    def sent(self, t_us: int, receivers: int, ack: bool = False) -> None:
+        """A write was sent at t_us; `receivers` measuring clients should get it
+        (and, with `ack`, its writer an ack it will read)."""
         if self.window_start_us <= t_us < self.window_end_us:
             self.writes_sent += 1
             self.deliveries_expected += receivers
+            if ack:
+                self.acks_expected += 1
 
     def acked(self, t_us: int, now_ns: int) -> None:
         if self.window_start_us <= t_us < self.window_end_us:

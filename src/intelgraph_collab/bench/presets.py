@@ -15,6 +15,7 @@ class Preset:
     duration: float = 5.0
     pad: int = 0
     count: int = 0  # missed writes / annotations / connections / graphs
+    measure: int = 0  # clients per room that decode and measure; 0: all
 
 
 PRESETS: dict[str, Preset] = {
@@ -23,10 +24,12 @@ PRESETS: dict[str, Preset] = {
     "many-rooms": Preset("rate", "25 graphs x 4 clients x 10 writes/s", 25, 4, 10.0),
     "ramp": Preset(
         "ramp",
-        "1 graph x 10 clients, total rate raised until p99 > 100 ms or loss",
+        "1 graph x 10 clients (3 of them decode and measure), total rate raised"
+        " until p99 > 100 ms or loss",
         1,
         10,
         duration=3.0,
+        measure=3,
     ),
     "slow-reader": Preset(
         "slow-reader",

@@ -31,7 +31,15 @@ def rate_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
         ("clients x rooms", f"{r['clients']} ({r['clients_per_room']} per room x {r['rooms']})"),
         ("rate per client", fmt(r["rate_per_client"], 1, " writes/s")),
         ("duration", fmt(r["duration_s"], 1, " s") + f" (+{fmt(r['warmup_s'], 1)} s warm-up)"),
-        ("writes sent / acked", f"{fmt(r['writes_sent'])} / {fmt(r['writes_acked'])}"),
+        (
+            "writes sent / acked",
+            f"{fmt(r['writes_sent'])} / {fmt(r['writes_acked'])}"
+            + (
+                f" (of {fmt(r['acks_expected'])} read by measuring clients)"
+                if r.get("acks_expected") not in (None, r["writes_sent"])
+                else ""
+            ),
+        ),
         (
             "deliveries expected / received (lost)",
             f"{fmt(r['deliveries_expected'])} / {fmt(r['deliveries_received'])}"

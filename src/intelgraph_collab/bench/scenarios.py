@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import json
 import os
 import random
 import time
@@ -37,6 +38,8 @@ class Target:
     protocol: str
     server_pid: int | None = None
     label: str = ""
+    yjs_driver: str | None = None
+    """Path of bench/peers/yjs_load.mjs: run steady-rate Yjs scenarios in Node."""
 
 
 @dataclass
@@ -48,6 +51,7 @@ class RateSpec:
     warmup: float = 1.0
     pad: int = 0  # extra bytes of text in each write
     slow_reader: bool = False
+    measure: int = 0  # clients per room that decode and measure; 0: all
     drain_timeout: float = 5.0
     room_prefix: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -136,6 +140,8 @@ async def run_rate(
     target: Target, spec: RateSpec, progress: ProgressFn = _no_progress
 ) -> dict[str, Any]:
     """Steady load: `rooms` x `clients`, each writing `rate` times a second."""
+    if target.yjs_driver and target.protocol in ("y-websocket", "hocuspocus"):
+        return await _run_rate_node(target, spec, progress)
     col = Collector()
     rooms = [room_name(spec.room_prefix or "r", r) for r in range(spec.rooms)]
     sessions: list[Session] = []
@@ -154,6 +160,14 @@ async def run_rate(
         )
         if slow is not None:
             slow.pause_reading()
+        if spec.measure:
+            per_room: dict[str, int] = {}
+            for s in sessions:
+                if s is slow:
+                    continue
+                per_room[s.room] = per_room.get(s.room, 0) + 1
+                if per_room[s.room] > spec.measure:
+                    s.go_passive()
         result = await _drive(target, spec, col, sessions, slow, lag, progress)
     finally:
         lag.stop()
@@ -171,11 +185,14 @@ async def _drive(
     progress: ProgressFn,
 ) -> dict[str, Any]:
     writers = [s for s in sessions if s is not slow]
-    readers_in_room: dict[str, int] = {}
-    for s in sessions:
-        if s is not slow:
-            readers_in_room[s.room] = readers_in_room.get(s.room, 0) + 1
-    receivers = {s.index: readers_in_room[s.room] - 1 for s in writers}
+    measuring_in_room: dict[str, int] = {}
+    for s in writers:
+        if not s.passive:
+            measuring_in_room[s.room] = measuring_in_room.get(s.room, 0) + 1
+    # A write is expected at every measuring client of its room but its writer.
+    receivers = {
+        s.index: measuring_in_room.get(s.room, 0) - (0 if s.passive else 1) for s in writers
+    }
 
     interval_ns = int(1e9 / spec.rate)
     t_start = time.monotonic_ns() + 100_000_000
@@ -235,7 +252,7 @@ async def _drive(
     deadline = time.monotonic() + spec.drain_timeout
     while time.monotonic() < deadline:
         if col.deliveries_received >= col.deliveries_expected and (
-            not has_acks or col.writes_acked >= col.writes_sent
+            not has_acks or col.writes_acked >= col.acks_expected
         ):
             break
         progress("drain", time.monotonic() - deadline + spec.drain_timeout, spec.drain_timeout)
@@ -270,6 +287,8 @@ async def _drive(
             "warmup_s": spec.warmup,
             "pad_bytes": spec.pad,
             "slow_reader": spec.slow_reader,
+            "measuring_clients_per_room": spec.measure or spec.clients,
+            "acks_expected": col.acks_expected if has_acks else None,
             "writes_planned": planned,
             "target_rate": len(writers) * spec.rate,
             "send_rate": col.writes_sent / spec.duration,
@@ -288,6 +307,93 @@ async def _drive(
         result["ack_latency_ms"] = None
     if target.server_pid:
         result["server_rss_mib"] = procstat.rss_bytes(target.server_pid) / 2**20
+    return result
+
+
+async def _run_rate_node(
+    target: Target, spec: RateSpec, progress: ProgressFn
+) -> dict[str, Any]:
+    """The same steady load, driven by the Node Yjs client (bench/peers/yjs_load.mjs)."""
+    assert target.yjs_driver is not None
+    config = {
+        "host": target.host,
+        "port": target.port,
+        "protocol": target.protocol,
+        "rooms": spec.rooms,
+        "clients": spec.clients,
+        "rate": spec.rate,
+        "duration": spec.duration,
+        "warmup": spec.warmup,
+        "pad": spec.pad,
+        "slow_reader": spec.slow_reader,
+        "drain_timeout": spec.drain_timeout,
+        "room_prefix": f"bench-{spec.room_prefix or 'r'}",
+        "server_pid": target.server_pid,
+    }
+    progress("load (node)", 0, spec.warmup + spec.duration)
+    proc = await asyncio.create_subprocess_exec(
+        "node",
+        "--single-threaded",  # as the Node servers: no V8 helper threads on a pinned core
+        target.yjs_driver,
+        json.dumps(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"yjs_load.mjs failed: {err.decode(errors='replace')[-500:]}")
+    raw = json.loads(out)
+    col = Collector()
+    col.writes_sent = raw["writes_sent"]
+    col.deliveries_expected = raw["deliveries_expected"]
+    col.deliveries_received = raw["deliveries_received"]
+    col.duplicates = raw["duplicates"]
+    col.delivery_ns = array("q", (int(x) for x in raw["delivery_ns"]))
+    for code, n in raw["closes"].items():
+        col.closes[int(code)] += n
+    reasons = saturation_reasons(
+        generator_cpu_percent=raw["generator_cpu_pct"],
+        loop_lag_p99_ms=raw["loop_lag_p99_ms"],
+        send_lag_p99_ms=raw["send_lag_p99_ms"],
+        writes_sent=col.writes_sent,
+        writes_planned=int((spec.clients * spec.rooms - spec.slow_reader) * spec.rate
+                           * spec.duration),
+        other_cpu_percent=raw["other_cpu_pct"],
+    )
+    writers = spec.clients * spec.rooms - (1 if spec.slow_reader else 0)
+    per_write = col.deliveries_expected / col.writes_sent if col.writes_sent else 0.0
+    result = base_result(target, "rate", col, reasons)
+    result.update(
+        {
+            "generator": "node yjs_load.mjs",
+            "clients": spec.clients * spec.rooms,
+            "rooms": spec.rooms,
+            "clients_per_room": spec.clients,
+            "rate_per_client": spec.rate,
+            "duration_s": spec.duration,
+            "warmup_s": spec.warmup,
+            "pad_bytes": spec.pad,
+            "slow_reader": spec.slow_reader,
+            "writes_planned": raw["writes_planned"],
+            "target_rate": writers * spec.rate,
+            "send_rate": col.writes_sent / spec.duration,
+            "achieved_rate": (
+                col.deliveries_received / per_write / spec.duration if per_write else 0.0
+            ),
+            "wall_s": raw["wall_s"],
+            "server_cpu_pct": raw["server_cpu_pct"],
+            "generator_cpu_pct": raw["generator_cpu_pct"],
+            "loop_lag_p99_ms": raw["loop_lag_p99_ms"],
+            "send_lag_p99_ms": raw["send_lag_p99_ms"],
+            "other_cpu_pct": raw["other_cpu_pct"],
+            "steal_cpu_pct": raw["steal_cpu_pct"],
+            "writes_acked": None,
+            "ack_latency_ms": None,
+        }
+    )
+    if target.server_pid:
+        result["server_rss_mib"] = procstat.rss_bytes(target.server_pid) / 2**20
+    progress("done", 1, 1)
     return result
 
 
@@ -360,6 +466,7 @@ async def run_ramp(
             duration=spec.duration,
             warmup=spec.warmup,
             pad=spec.pad,
+            measure=spec.measure,
             drain_timeout=spec.drain_timeout,
             room_prefix=f"ramp{total}",
         )
@@ -399,6 +506,7 @@ async def run_ramp(
         "rooms": 1,
         "duration_s": spec.duration,
         "p99_limit_ms": p99_limit_ms,
+        "measuring_clients": spec.measure or spec.clients,
         "max_sustained_rate": best["target_rate"] if best else None,
         "generator_bound": bool(last["saturated"]),
         "stop_reason": stop_reason,

@@ -74,6 +74,8 @@ class Session:
         self.ready_ns = 0  # when the first state message was applied
         self.state_count = 0  # annotations in the first state message
         self.on_populated: Any = None  # callback(n) for populate watchers
+        self.passive = False  # receives without decoding (see go_passive)
+        self.frames_ignored = 0
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -126,6 +128,21 @@ class Session:
     def close(self) -> None:
         if self.ws is not None:
             self.ws.close()
+
+    def go_passive(self) -> None:
+        """From now on, read frames but do not decode them.
+
+        The server's work is the same (it cannot tell); the generator's is
+        not: a room of 10 where only a few clients decode lets one generator
+        core drive a server to its ceiling. Latency and loss are then measured
+        at the decoding clients only.
+        """
+        self.passive = True
+        if self.ws is not None:
+            self.ws.on_message = self._ignore_frame
+
+    def _ignore_frame(self, opcode: int, payload: bytes) -> None:
+        self.frames_ignored += 1
 
     async def aclose(self) -> None:
         """Close with the closing handshake (bounded)."""
@@ -182,7 +199,7 @@ class IntelGraphSession(Session):
         self.sent_us.append(t)
         assert self.ws is not None
         self.ws.send_text(_encode(msg))
-        self.collector.sent(t, receivers)
+        self.collector.sent(t, receivers, ack=self.has_acks and not self.passive)
         return t
 
     def write_many(self, count: int, id_prefix: str, per_frame: int) -> None:
