@@ -18,9 +18,28 @@ import pytest
 
 from tests.conformance import services
 from tests.conformance.tcp_proxy import TcpProxy
-from tests.support.server import REPO, ServerProcess
+from tests.support.server import COMMAND, REPO, ServerProcess, wait_for_port
 
 PRESENCE_TTL = 3.0
+STARTUP_SECONDS = 60.0
+"""A node's start-up (imports, schema check, Redis link) on a loaded 2-core machine."""
+
+
+class ClusterNode(ServerProcess):
+    """A server process given time to start, whose log is shown if it does not."""
+
+    def start(self) -> ClusterNode:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        self.process = subprocess.Popen(
+            [*COMMAND, "--host", "127.0.0.1", "--port", str(self.port), "--db", str(self.db)],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+        )
+        log.close()
+        try:
+            wait_for_port(self.port, timeout=STARTUP_SECONDS, process=self.process)
+        except (TimeoutError, RuntimeError) as exc:
+            raise RuntimeError(f"node on port {self.port} did not start:\n{self.log()}") from exc
+        return self
 
 
 @dataclass
@@ -61,7 +80,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         "COLLAB_LOG_LEVEL": "warning",
     }
     root = tmp_path_factory.mktemp("cluster")
-    nodes = [ServerProcess(root / f"node{i}" / "unused.db", env=env) for i in range(3)]
+    nodes: list[ServerProcess] = [
+        ClusterNode(root / f"node{i}" / "unused.db", env=env) for i in range(3)
+    ]
     for node in nodes:
         node.db.parent.mkdir(parents=True)
     built = Cluster(nodes, proxy, postgres_url, prefix)

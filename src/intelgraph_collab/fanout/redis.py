@@ -65,6 +65,12 @@ def split_prefix(url: str, default: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(query=rest)), prefix
 
 
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Consume a finished background task's outcome (it is logged nowhere else)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("redis fan-out: %s ended with %r", task.get_name(), task.exception())
+
+
 class RedisFanOut(FanOut):
     def __init__(
         self,
@@ -90,6 +96,7 @@ class RedisFanOut(FanOut):
         """node_id -> when it was last heard from (monotonic)."""
         self._outbox: deque[Command] = deque()
         self._outbox_ready = asyncio.Event()
+        self._sent = asyncio.Event()
         self._pubsub: PubSub | None = None
         self._confirm: dict[str, asyncio.Future[None]] = {}
         self._linked = asyncio.Event()
@@ -147,17 +154,23 @@ class RedisFanOut(FanOut):
         node_key, channel = self._node_key(self.node_id), self._nodes_channel
         gone = self._node + b"G"
         self._queue(lambda pipe: (pipe.delete(node_key), pipe.publish(channel, gone)))
-        tasks = [*self._tasks, *self._background]
+        # Every step is bounded: a close must never hang on a broken link
+        # (nor on a redis-py call that does not give way to cancellation).
+        deadline = asyncio.get_running_loop().time() + 2.0
+        while self._outbox and (left := deadline - asyncio.get_running_loop().time()) > 0:
+            self._sent.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sent.wait(), left)
+        tasks: list[asyncio.Task[Any]] = [*self._tasks, *self._background]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        with contextlib.suppress(*_LINK_ERRORS, TimeoutError):
-            await asyncio.wait_for(self._send(list(self._outbox)), 2.0)
+            task.add_done_callback(_retrieve)
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
         if self._redis is not None:
-            with contextlib.suppress(*_LINK_ERRORS):
-                await self._redis.aclose()
+            closing = asyncio.get_running_loop().create_task(self._redis.aclose())
+            closing.add_done_callback(_retrieve)
+            await asyncio.wait([closing], timeout=2.0)
 
     # -- publishing -------------------------------------------------------
 
@@ -224,6 +237,7 @@ class RedisFanOut(FanOut):
                 backoff = 0.05
                 for _ in batch:  # only this task removes: the batch is still at the front
                     self._outbox.popleft()
+                self._sent.set()
 
     # -- presence upkeep --------------------------------------------------
 
