@@ -15,6 +15,9 @@ from tests.support.server import ServerProcess
 SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 """Long enough for HS256 (at least 32 bytes)."""
 
+LOADED_MACHINE_TIMEOUT = 20.0
+"""Upper bound of a wait for the server (CI shares two cores); never a timing assertion."""
+
 ERROR_CODES = frozenset(
     {
         "bad_message",
@@ -67,7 +70,9 @@ async def joined(
 ) -> tuple[TestClient, dict[str, Any]]:
     """A connected client and its first message (initial_state or catch_up)."""
     client = await connect(server, graph, bearer, **query)
-    first = await client.wait_for(lambda m: m["type"] in ("initial_state", "catch_up"))
+    first = await client.wait_for(
+        lambda m: m["type"] in ("initial_state", "catch_up"), timeout=LOADED_MACHINE_TIMEOUT
+    )
     return client, first
 
 
@@ -76,7 +81,7 @@ async def refused_close(
 ) -> tuple[int | None, list[dict[str, Any]]]:
     """Connect expecting an accepted handshake closed at once: (code, messages)."""
     client = await connect(server, graph, bearer, **query)
-    code = await client.wait_closed(timeout=5.0)
+    code = await client.wait_closed(timeout=LOADED_MACHINE_TIMEOUT)
     return code, client.received
 
 
