@@ -115,7 +115,7 @@ async def test_the_author_is_the_token_user_not_the_user_parameter(secure: Serve
 
 
 async def test_session_is_closed_4401_when_its_token_expires(secure: ServerProcess) -> None:
-    short = token("alice", ttl=2)
+    short = token("alice", ttl=3)
     client, _ = await joined(secure, "g-expiry", short)
     assert await client.wait_closed(timeout=10.0) == 4401
 
