@@ -20,7 +20,14 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "small-room": Preset("rate", "1 graph x 10 clients x 20 writes/s", 1, 10, 20.0),
-    "big-room": Preset("rate", "1 graph x 50 clients x 4 writes/s", 1, 50, 4.0),
+    "big-room": Preset(
+        "rate",
+        "1 graph x 50 clients x 4 writes/s (10 of them decode and measure)",
+        1,
+        50,
+        4.0,
+        measure=10,
+    ),
     "many-rooms": Preset("rate", "25 graphs x 4 clients x 10 writes/s", 25, 4, 10.0),
     "ramp": Preset(
         "ramp",
