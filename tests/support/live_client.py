@@ -16,6 +16,7 @@ import asyncio
 import json
 import random
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -29,8 +30,19 @@ from .workload import Workload
 UrlFor = Callable[[str, int | None], str]
 """(client_id, since) -> the WebSocket URL."""
 
-progress = asyncio.Event()
-"""Set whenever any live client applies a frame or loses its connection."""
+_progress: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def progress() -> asyncio.Event:
+    """Set whenever any live client (of this loop) applies a frame or loses
+    its connection."""
+    loop = asyncio.get_running_loop()
+    event = _progress.get(loop)
+    if event is None:
+        event = _progress[loop] = asyncio.Event()
+    return event
 
 
 async def wait_until(predicate: Callable[[], bool], within: float, what: str = "condition") -> None:
@@ -41,9 +53,9 @@ async def wait_until(predicate: Callable[[], bool], within: float, what: str = "
         remaining = deadline - loop.time()
         if remaining <= 0:
             raise TimeoutError(f"timed out after {within} s waiting for {what}")
-        progress.clear()
+        progress().clear()
         try:
-            await asyncio.wait_for(progress.wait(), min(remaining, 0.25))
+            await asyncio.wait_for(progress().wait(), min(remaining, 0.25))
         except TimeoutError:
             pass
 
@@ -124,7 +136,7 @@ class LiveClient:
                     await ws.close()
                     break
                 await self._flush()
-                progress.set()
+                progress().set()
         except websockets.ConnectionClosed:
             pass
         except OSError:
@@ -135,7 +147,7 @@ class LiveClient:
                 self.ws = None
                 self.model.close()
                 self.disconnected.set()
-            progress.set()
+            progress().set()
 
     async def drop(self, abort: bool = True) -> None:
         """Break the connection: abort (a reset, nothing flushed) or close."""
@@ -199,9 +211,9 @@ async def keep_writing(
             await client.send_new()
             await asyncio.sleep(0)  # let the reader run between writes
             continue
-        progress.clear()
+        progress().clear()
         try:
-            await asyncio.wait_for(progress.wait(), 0.25)
+            await asyncio.wait_for(progress().wait(), 0.25)
         except TimeoutError:
             pass
 
