@@ -107,9 +107,6 @@ def nodes(cluster: Cluster) -> Iterator[Cluster]:
     finally:
         cluster.proxy.restore()
         ensure_redis()
-        for node in cluster.nodes:
-            if node.process is not None and node.process.poll() is not None:
-                print(f"node on port {node.port} log:\n{node.log()[-3000:]}")
 
 
 def node_logs(cluster: Cluster) -> str:
