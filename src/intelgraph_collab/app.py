@@ -12,6 +12,7 @@ from .api.routes import install_rest_api
 from .config import Config
 from .service import Service
 from .store.base import Store
+from .web import install_demo
 from .websocket.collab_ws import router as websocket_router
 
 
@@ -32,4 +33,5 @@ def create_app(config: Config | None = None, store: Store | None = None) -> Fast
     app.include_router(websocket_router)
     app.include_router(admin_router)
     install_rest_api(app, config.limits)
+    install_demo(app)
     return app
