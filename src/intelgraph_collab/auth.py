@@ -233,10 +233,17 @@ def identity_for(claims: Claims | None, client_id: str, display_name: str | None
         user=claims.user,
         role=claims.role,
         clearance=claims.clearance - {UNCLASSIFIED},
+        authenticated=True,
     )
 
 
 def writer_for(identity: Identity) -> Writer:
     """The engine's view of who writes: author, role and clearance come from
     the identity (the token), never from the message."""
-    return Writer(identity.client_id, identity.user, identity.role, identity.clearance)
+    return Writer(
+        identity.client_id,
+        identity.user,
+        identity.role,
+        identity.clearance,
+        authenticated=identity.authenticated,
+    )

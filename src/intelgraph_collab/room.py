@@ -328,7 +328,7 @@ class Room:
         misses: list[OpKey] = []
         for item in pending:
             if item.write.op_id is not None:
-                key = (item.writer.client_id, item.write.op_id)
+                key = item.writer.op_key(item.write.op_id)
                 seq = self._op_seqs.get(key)
                 if seq is None:
                     misses.append(key)
@@ -342,7 +342,7 @@ class Room:
         self, item: _PendingWrite, known: dict[OpKey, int], records: list[OpRecord]
     ) -> WriteOutcome | ProtocolError:
         op_id = item.write.op_id
-        key = (item.writer.client_id, op_id) if op_id is not None else None
+        key = item.writer.op_key(op_id) if op_id is not None else None
         if key is not None:
             seq = self._op_seqs.get(key) or known.get(key)
             if seq is not None:
@@ -459,8 +459,8 @@ class Room:
         """Apply records other nodes committed (they follow the head) and announce them."""
         for record in records:
             self.state.fold(record)
-            if record.op_id is not None:  # dedupe a write resent here after a failover
-                self._remember_op((record.client_id, record.op_id), record.seq)
+            if record.op_key is not None:  # dedupe a write resent here after a failover
+                self._remember_op(record.op_key, record.seq)
         if records:
             self._after_commit_remote(records)
 

@@ -40,6 +40,8 @@ class Identity:
     role: str = "editor"
     clearance: Clearance = None
     """None: may see every enclave (auth off)."""
+    authenticated: bool = False
+    """`user` comes from a verified token (auth on)."""
 
 
 class Session:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ..sync.records import OpRecord
 
 OpKey = tuple[str, str]
-"""(client_id, op_id): a write's identity across resends."""
+"""(scoped client_id, op_id): a write's identity across resends (see records.op_key)."""
 
 BuildRecords = Callable[[list[OpRecord]], list[OpRecord]]
 """Called by `append` with the records other writers appended after the

@@ -46,8 +46,8 @@ class MemoryStore(Store):
             expected += 1
         for record in records:
             graph.records.append(record)
-            if record.op_id is not None:
-                graph.op_ids.setdefault((record.client_id, record.op_id), record.seq)
+            if record.op_key is not None:
+                graph.op_ids.setdefault(record.op_key, record.seq)
         if records:
             graph.head = records[-1].seq
         return records

@@ -199,14 +199,14 @@ class PostgresStore(Store):
                 if record.seq != expected:
                     raise ValueError(f"record seq {record.seq} where {expected} was next")
                 expected += 1
-            keyed = [record for record in records if record.op_id is not None]
+            keyed = [record for record in records if record.op_key is not None]
             await conn.execute(
                 _WRITE,
                 graph_id,
                 [record.seq for record in records],
                 [record_encoder.encode(record) for record in records],
-                [record.client_id for record in keyed],
-                [record.op_id for record in keyed],
+                [record.op_key[0] for record in keyed if record.op_key],
+                [record.op_key[1] for record in keyed if record.op_key],
                 [record.seq for record in keyed],
                 records[-1].seq,
             )

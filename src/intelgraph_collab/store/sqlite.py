@@ -137,9 +137,9 @@ class SQLiteStore(Store):
             return records
         rows = [(graph_id, record.seq, record_encoder.encode(record)) for record in records]
         keys = [
-            (graph_id, record.client_id, record.op_id, record.seq)
+            (graph_id, *record.op_key, record.seq)
             for record in records
-            if record.op_id is not None
+            if record.op_key is not None
         ]
         last = records[-1].seq
 

@@ -30,7 +30,7 @@ from .annotation import (
 from .errors import ProtocolError
 from .limits import Limits
 from .messages import AnnotationDelete, AnnotationUpdate, TextOp, Write
-from .records import OpRecord
+from .records import OpRecord, op_key
 from .views import Clearance
 
 _size_encoder = msgspec.json.Encoder()
@@ -46,6 +46,15 @@ class Writer:
     role: str = "editor"
     clearance: Clearance = None
     """None: may write every enclave (auth off)."""
+    authenticated: bool = False
+    """`author` comes from a verified token: it scopes the writer's op_ids."""
+
+    @property
+    def owner(self) -> str | None:
+        return self.author if self.authenticated else None
+
+    def op_key(self, op_id: str) -> tuple[str, str]:
+        return op_key(self.client_id, self.owner, op_id)
 
 
 @dataclass
@@ -116,6 +125,7 @@ class GraphState:
             author=writer.author,
             ts=ts,
             op_id=write.op_id,
+            owner=writer.owner,
             payload=applied,
             recreate=write.recreate and existing is not None,
             enclave_before=enclave_before,
@@ -135,6 +145,7 @@ class GraphState:
             author=writer.author,
             ts=ts,
             op_id=write.op_id,
+            owner=writer.owner,
             enclave_before=enclave_of(existing),
         )
 
@@ -176,6 +187,7 @@ class GraphState:
             author=writer.author,
             ts=ts,
             op_id=write.op_id,
+            owner=writer.owner,
             field=write.field,
             ops=transformed,
             enclave_before=enclave,

@@ -35,6 +35,15 @@ class OpRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     full: dict[str, Any] | None = None
     """The whole annotation after the write, kept only when the enclave changed,
     so a client into whose clearance it moves gets all of it (also in catch-up)."""
+    owner: str | None = None
+    """The authenticated user who wrote it (None with auth off): dedupe is per
+    (owner, client_id, op_id), so nobody can claim another user's op_ids by
+    reusing their client_id. Not part of any message."""
+
+    @property
+    def op_key(self) -> tuple[str, str] | None:
+        """This write's identity across resends, or None (no op_id)."""
+        return None if self.op_id is None else op_key(self.client_id, self.owner, self.op_id)
 
     def wire(self, prev: int) -> dict[str, Any]:
         """The broadcast message of this write, for a client that may see all of it."""
@@ -56,6 +65,12 @@ class OpRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         else:
             message.update(id=self.id, field=self.field, base=self.seq - 1, ops=self.ops)
         return message
+
+
+def op_key(client_id: str, owner: str | None, op_id: str) -> tuple[str, str]:
+    """(scoped client, op_id): the client_id is scoped by the authenticated
+    owner, with a separator no handshake can put in a client_id or user name."""
+    return (client_id if owner is None else f"{owner}\x00{client_id}", op_id)
 
 
 record_encoder = msgspec.json.Encoder()
