@@ -61,11 +61,15 @@ def make_fanout(config: Config) -> FanOut:
 
 
 class Service:
-    def __init__(self, config: Config, store: Store | None = None) -> None:
+    def __init__(
+        self, config: Config, store: Store | None = None, fanout: FanOut | None = None
+    ) -> None:
+        """`store`, `fanout`: given instead of built from `config` (several
+        in-process nodes in tests share one store and one LocalHub)."""
         self.config = config
         self.metrics = Metrics()
         self.store = store if store is not None else make_store(config)
-        self.fanout = make_fanout(config)
+        self.fanout = fanout if fanout is not None else make_fanout(config)
         self.rooms = Rooms(
             self.store,
             config.limits,

@@ -369,7 +369,10 @@ class RedisFanOut(FanOut):
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None:
                         backoff = 0.05
-                        self._dispatch(message)
+                        try:
+                            self._dispatch(message)
+                        except Exception:  # a subscriber's bug must not end the link
+                            log.exception("redis fan-out: dispatching a message failed")
             except _LINK_ERRORS as exc:
                 if self._closing:
                     return
@@ -384,6 +387,8 @@ class RedisFanOut(FanOut):
             backoff = min(backoff * 2, 2.0)
 
     def _dispatch(self, message: dict[str, Any]) -> None:
+        if not isinstance(message.get("channel"), bytes):
+            return  # a health-check pong
         channel = message["channel"].decode()
         if message["type"] == "subscribe":
             self._confirmed(channel)
