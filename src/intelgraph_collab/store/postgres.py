@@ -199,15 +199,15 @@ class PostgresStore(Store):
                 if record.seq != expected:
                     raise ValueError(f"record seq {record.seq} where {expected} was next")
                 expected += 1
-            keyed = [record for record in records if record.op_key is not None]
+            keyed = [(record.op_key, record.seq) for record in records if record.op_key]
             await conn.execute(
                 _WRITE,
                 graph_id,
                 [record.seq for record in records],
                 [record_encoder.encode(record) for record in records],
-                [record.op_key[0] for record in keyed if record.op_key],
-                [record.op_key[1] for record in keyed if record.op_key],
-                [record.seq for record in keyed],
+                [key[0] for key, _ in keyed],
+                [key[1] for key, _ in keyed],
+                [seq for _, seq in keyed],
                 records[-1].seq,
             )
         return records
