@@ -269,6 +269,8 @@ class Room:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
+            if self._joins and self._behind_a_joiner():
+                self._inbox.want_resync()  # it wrote on another node: catch up first
             if self._inbox:
                 try:
                     self._fold_remote(await self._inbox.drain(self.head, self._read_since))
@@ -451,6 +453,12 @@ class Room:
         for session in self.sessions:
             if session.client_id != client_id:
                 session.enqueue(text)
+
+    def _behind_a_joiner(self) -> bool:
+        """A joiner has seen more than this node has (cluster mode only)."""
+        if self.fanout is None or self.fanout.solo:
+            return False
+        return any(since is not None and since > self.head for _, since in self._joins)
 
     async def _read_since(self, seq: int) -> list[OpRecord]:
         return await self.store.records_since(self.graph_id, seq)

@@ -70,9 +70,15 @@ class Listener:
 
 
 @pytest.fixture
-async def two_nodes() -> AsyncIterator[tuple[Room, Room]]:
+def drop() -> set[int]:
+    """Which of node a's published batches never reach node b."""
+    return {2, 3}
+
+
+@pytest.fixture
+async def two_nodes(drop: set[int]) -> AsyncIterator[tuple[Room, Room]]:
     hub, store = LocalHub(), MemoryStore()
-    fanouts = [LossyFanOut(hub, drop={2, 3}), LocalFanOut(hub)]
+    fanouts = [LossyFanOut(hub, drop=drop), LocalFanOut(hub)]
     rooms = [
         Room("g", store, Limits(), RoomSettings(), Metrics(), fanout=fanout) for fanout in fanouts
     ]
@@ -128,3 +134,20 @@ async def test_presence_crosses_nodes(two_nodes: tuple[Room, Room]) -> None:
     a.leave(alice.session)
     await bob.until(lambda: bob.of_type("presence_leave"))
     assert bob.of_type("presence_leave") == [{"type": "presence_leave", "client_id": "alice"}]
+
+
+@pytest.mark.parametrize("drop", [{1, 2, 3}])
+async def test_a_client_that_wrote_elsewhere_is_caught_up_not_reset(
+    two_nodes: tuple[Room, Room],
+) -> None:
+    a, b = two_nodes
+    for i in range(1, 4):  # none of these reach b by the fan-out
+        await write(a, "c1", str(i), n=i)
+    assert b.head == 0
+    # c1 saw seq 3 on a; failing over to b, it is caught up, never sent backwards.
+    failover = Listener("c1")
+    b.join(failover.session, 2)
+    await failover.until(lambda: failover.messages)
+    first = failover.messages[0]
+    assert first["type"] == "catch_up" and first["seq"] == 3
+    assert [op["seq"] for op in first["ops"]] == [3]
