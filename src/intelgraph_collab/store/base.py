@@ -2,7 +2,8 @@
 
 A graph is an ordered log of records (seq 1, 2, ...), a snapshot of its
 state at some seq, and the (client_id, op_id) -> seq index that makes
-writes idempotent. Every implementation passes tests/store_conformance.py.
+writes idempotent. Every implementation passes
+tests/conformance/test_store_conformance.py.
 """
 
 from __future__ import annotations
