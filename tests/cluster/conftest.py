@@ -8,7 +8,6 @@ proxy restored and Redis up.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -61,9 +60,8 @@ class Cluster:
 
 def ensure_redis() -> None:
     """Start Redis again if a test stopped it (the project's own start command)."""
-    with socket.socket() as probe:
-        if probe.connect_ex(("127.0.0.1", 6379)) == 0:
-            return
+    if services.redis_listening():
+        return
     subprocess.run(
         ["bash", str(REPO / "scripts" / "ensure-services.sh")],
         check=False, capture_output=True, timeout=60,

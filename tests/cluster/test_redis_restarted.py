@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -22,11 +21,6 @@ from tests.conformance import services
 
 CLIENTS = 12
 WRITES_PER_CLIENT = 30
-
-
-def redis_listening() -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", 6379)) == 0
 
 
 async def stop_redis() -> None:
@@ -44,15 +38,15 @@ async def test_nodes_relink_and_back_fill_after_a_redis_restart(nodes: Cluster) 
         total = CLIENTS * WRITES_PER_CLIENT
         await run.ledger.until(lambda: run.ledger.acked >= total // 4, 60)
         await stop_redis()
-        assert not redis_listening()
+        assert not services.redis_listening()
         acked_at_stop = run.ledger.acked
         # Writes go on committing without Redis.
         await run.ledger.until(lambda: run.ledger.acked >= acked_at_stop + total // 8, 60)
         await asyncio.get_running_loop().run_in_executor(None, ensure_redis)
-        assert redis_listening()
+        assert services.redis_listening()
         await writing
         await verify(run)
     finally:
         await run.stop()
-        if not redis_listening():
+        if not services.redis_listening():
             await asyncio.get_running_loop().run_in_executor(None, ensure_redis)

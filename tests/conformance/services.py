@@ -109,6 +109,19 @@ async def delete_prefix(prefix: str) -> None:
         await client.aclose()
 
 
+def redis_address() -> tuple[str, int]:
+    parts = urlsplit(REDIS_URL)
+    return parts.hostname or "127.0.0.1", parts.port or 6379
+
+
+def redis_listening() -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        probe.settimeout(2)
+        return probe.connect_ex(redis_address()) == 0
+
+
 def redis_url_with_prefix(prefix: str) -> str:
     separator = "&" if "?" in REDIS_URL else "?"
     return f"{REDIS_URL}{separator}prefix={prefix}"
