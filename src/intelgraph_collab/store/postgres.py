@@ -189,8 +189,12 @@ class PostgresStore(Store):
                     raise StoreUnavailable(
                         f"records after seq {head} were compacted away; reload the graph"
                     )
+                # A statement of its own, after the lock: its snapshot sees
+                # every record committed before the lock was granted.
                 rows = await conn.fetch(_READ, graph_id, head, log_head, None)
                 missed = [record_decoder.decode(r["data"]) for r in rows]
+                if len(missed) != log_head - head:
+                    raise StoreUnavailable(f"log of {graph_id} incomplete after seq {head}")
             records = build(missed)
             if not records:
                 return records
