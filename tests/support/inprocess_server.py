@@ -17,6 +17,7 @@ import uvicorn
 from intelgraph_collab.app import create_app
 from intelgraph_collab.config import Config
 from intelgraph_collab.service import Service
+from intelgraph_collab.store.base import Store
 
 from .server import free_port, wait_for_port
 
@@ -24,8 +25,12 @@ T = TypeVar("T")
 
 
 class InProcessServer:
-    def __init__(self, db: Path, **config: Any) -> None:
+    def __init__(
+        self, db: Path, store_factory: Callable[[], Store] | None = None, **config: Any
+    ) -> None:
+        """`store_factory`: a store for each start (default: SQLite on `db`)."""
         self.db = db
+        self.store_factory = store_factory
         self.port = free_port()
         self.config_overrides = config
         self.server: uvicorn.Server | None = None
@@ -45,7 +50,7 @@ class InProcessServer:
 
     def start(self) -> InProcessServer:
         config = Config(host="127.0.0.1", port=self.port, db=str(self.db), **self.config_overrides)
-        app = create_app(config)
+        app = create_app(config, self.store_factory() if self.store_factory else None)
         uv = uvicorn.Config(
             app,
             host="127.0.0.1",

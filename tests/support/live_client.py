@@ -223,10 +223,16 @@ async def fetch_history(url_for: UrlFor) -> tuple[list[Message], Annotations, in
     async with websockets.connect(url_for("verifier-log", 0), max_size=None) as ws:
         catch_up = json.loads(await asyncio.wait_for(ws.recv(), 30))
     assert catch_up["type"] == "catch_up", f"the log was trimmed: {catch_up['type']}"
+    state, head = await fetch_state(url_for)
+    return catch_up["ops"], state, head
+
+
+async def fetch_state(url_for: UrlFor) -> tuple[Annotations, int]:
+    """The server's state as a new client gets it (initial_state)."""
     async with websockets.connect(url_for("verifier-state", None), max_size=None) as ws:
         initial = json.loads(await asyncio.wait_for(ws.recv(), 30))
     assert initial["type"] == "initial_state"
-    return catch_up["ops"], initial["data"], initial["seq"]
+    return initial["data"], initial["seq"]
 
 
 async def drive(
@@ -255,12 +261,20 @@ async def drive(
                     await client.send_new()
 
 
+History = Callable[[], Awaitable[tuple[list[Message], Annotations]]]
+"""The server's whole log and its state, however a test can get them."""
+
+
 async def settle(
-    clients: Iterable[LiveClient], url_for: UrlFor, within: float = 60.0
+    clients: Iterable[LiveClient],
+    url_for: UrlFor,
+    within: float = 60.0,
+    history: History | None = None,
 ) -> tuple[HistoryReport, float]:
     """Reconnect everyone, resend until nothing is pending, make one last
-    write everyone must see, then check the whole history. Returns the
-    report and the seconds from the last write's ack to every client at it."""
+    write everyone must see, then check the whole history (by default a
+    catch_up from seq 0: the log must not be trimmed). Returns the report
+    and the seconds from the last write's ack to every client at it."""
     clients = list(clients)
 
     def caught_up() -> bool:
@@ -280,7 +294,10 @@ async def settle(
         "every client at the last write",
     )
     agreed_after = time.perf_counter() - acked_at
-    log, state, _ = await fetch_history(url_for)
+    if history is None:
+        log, state, _ = await fetch_history(url_for)
+    else:
+        log, state = await history()
     report = check_history(log, [c.model for c in clients], state)
     return report, agreed_after
 
