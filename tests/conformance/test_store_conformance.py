@@ -151,6 +151,20 @@ async def test_find_ops_answers_only_accepted_writes(store: Store, graph: str) -
     assert await store.find_ops(f"{graph}-other", [("c1", "x")]) == {}
 
 
+async def test_writes_of_authenticated_users_are_keyed_by_owner(store: Store, graph: str) -> None:
+    # With auth on, an op key scopes the client_id by its user (with a NUL
+    # separator no handshake can produce): it must be stored and found as is.
+    mine = OpRecord(
+        seq=1, type="annotation_delete", id="a1", client_id="tab-1", author="alice", ts=0,
+        op_id="7", owner="alice",
+    )
+    await store.append(graph, 0, lambda missed: [mine])
+    assert mine.op_key is not None
+    found = await store.find_ops(graph, [mine.op_key, ("tab-1", "7"), ("mallory\x00tab-1", "7")])
+    assert found == {mine.op_key: 1}
+    assert (await store.load(graph)).records == [mine]
+
+
 async def test_graphs_are_independent(store: Store, graph: str) -> None:
     await append_n(store, graph, 0, 3)
     await append_n(store, f"{graph}-b", 0, 1)

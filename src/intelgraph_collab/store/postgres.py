@@ -209,8 +209,8 @@ class PostgresStore(Store):
                 graph_id,
                 [record.seq for record in records],
                 [record_encoder.encode(record) for record in records],
-                [key[0] for key, _ in keyed],
-                [key[1] for key, _ in keyed],
+                [_text(key[0]) for key, _ in keyed],
+                [_text(key[1]) for key, _ in keyed],
                 [seq for _, seq in keyed],
                 records[-1].seq,
             )
@@ -234,11 +234,12 @@ class PostgresStore(Store):
     async def find_ops(self, graph_id: str, keys: Sequence[OpKey]) -> dict[OpKey, int]:
         if not keys:
             return {}
+        stored = {(_text(key[0]), _text(key[1])): key for key in keys}
         async with self._connection() as conn:
             rows = await conn.fetch(
-                _FIND, graph_id, [key[0] for key in keys], [key[1] for key in keys]
+                _FIND, graph_id, [key[0] for key in stored], [key[1] for key in stored]
             )
-        return {(r["client_id"], r["op_id"]): int(r["seq"]) for r in rows}
+        return {stored[(r["client_id"], r["op_id"])]: int(r["seq"]) for r in rows}
 
     async def save_snapshot(self, graph_id: str, seq: int, blob: bytes, trim_upto: int) -> None:
         # Several nodes snapshot the same graph: the newest snapshot wins and
@@ -252,6 +253,14 @@ class PostgresStore(Store):
     async def ping(self) -> None:
         async with self._connection() as conn:
             await conn.fetchval("SELECT 1")
+
+
+def _text(value: str) -> str:
+    """`value` as PostgreSQL TEXT, which cannot hold NUL (an op key scopes its
+    client_id by the user with one): an escape that keeps distinct values distinct."""
+    if "\x00" not in value and "\\" not in value:
+        return value
+    return value.replace("\\", "\\\\").replace("\x00", "\\0")
 
 
 async def migrate(conn: Any) -> int:
