@@ -379,6 +379,12 @@ ROW_LABEL = {
 }
 
 
+def cpu_cell(result: dict[str, Any] | None) -> str:
+    if not result or "error" in result or result.get("server_cpu_pct") is None:
+        return "n/a"
+    return f"{result['server_cpu_pct']:.0f} %"
+
+
 def table_rows(run: dict[str, Any], targets: list[str], presets: list[str]) -> list[list[str]]:
     rows = []
     for preset in presets:
@@ -386,6 +392,11 @@ def table_rows(run: dict[str, Any], targets: list[str], presets: list[str]) -> l
         for target in targets:
             row.append(cell(run["results"].get(preset, {}).get(target), preset))
         rows.append(row)
+        if preset in ("small-room", "big-room", "many-rooms"):
+            rows.append(
+                [f"  {preset}: server CPU (one core = 100 %)"]
+                + [cpu_cell(run["results"].get(preset, {}).get(t)) for t in targets]
+            )
     return rows
 
 
@@ -428,7 +439,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="drive the Yjs peers' steady-rate presets from Node (yjs_load.mjs), not pycrdt",
     )
+    p.add_argument("--from-json", help="only render the tables of a saved side-by-side run")
     args = p.parse_args(argv)
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        print_table(saved, saved["targets"], saved["presets"])
+        if args.markdown:
+            Path(args.markdown).write_text(
+                markdown(saved, saved["targets"], saved["presets"]) + "\n"
+            )
+        return 0
     presets = [x for x in args.presets.split(",") if x]
     targets = [x for x in args.targets.split(",") if x]
     for name in targets:

@@ -414,16 +414,17 @@ class YjsSession(Session):
             if sub == _STEP1:
                 self._send(bytes((_SYNC, _STEP2)) + var_bytes(self.doc.get_update(data)))
             elif sub == _STEP2:
-                # The initial sync: applied, then materialised in one go (as
-                # our client decodes initial_state into dicts), not key by key
-                # through the observer, which would charge the peers for
-                # 100,000 Python callbacks.
+                # The initial sync is done once it is applied to the Y.Doc,
+                # the client's document (as ours is once initial_state is
+                # decoded into dicts). Not observed key by key, nor converted
+                # to Python objects: pycrdt's conversion of 100,000 entries
+                # takes seconds, a cost of this binding, not of the server.
                 self._syncing = True
                 try:
                     self.doc.apply_update(data)
                 finally:
                     self._syncing = False
-                self._set_ready(len(self.map.to_py()))
+                self._set_ready(len(self.map))
             else:
                 self.doc.apply_update(data)
         elif kind == _AUTH and self.prefix_doc_name:
