@@ -210,7 +210,9 @@ def run_pair(
     server = SERVERS[target]
     port = free_port()
     cmd, extra_env = server.command(port, workdir)
-    srv_log = open(workdir / f"{target}-{preset}.log", "wb")
+    logs = RESULTS / f"logs-{stamp}"
+    logs.mkdir(exist_ok=True)
+    srv_log = open(logs / f"{target}-{preset}.log", "wb")
     proc = subprocess.Popen(
         pinned(SERVER_CPU, cmd, not args.no_rt),
         cwd=PEERS if target in ("y-websocket", "hocuspocus") else ROOT,
@@ -262,7 +264,12 @@ def run_pair(
         )
         if done.returncode not in (0, 3) or not out_file.exists():
             tail = done.stderr.decode(errors="replace")[-800:]
-            return {"error": f"generator exit {done.returncode}: {tail}"}
+            died = proc.poll() is not None
+            return {
+                "error": ("server exited; " if died else "")
+                + f"generator exit {done.returncode}: {tail}",
+                "server_exited": died,
+            }
         result: dict[str, Any] = json.loads(out_file.read_text())
         result["elapsed_s"] = time.monotonic() - t0
         return result
@@ -337,7 +344,7 @@ def cell(result: dict[str, Any] | None, preset: str) -> str:
     if result is None:
         return "n/a"
     if "error" in result:
-        return "error"
+        return "server crashed" if result.get("server_exited") else "error"
     if preset in ("small-room", "big-room", "many-rooms"):
         lat = result.get("latency_ms")
         if lat is None:

@@ -31,7 +31,13 @@ def rss_bytes(pid: int) -> int:
 
 
 def process_alive(pid: int) -> bool:
-    return os.path.exists(f"/proc/{pid}/stat")
+    """True while `pid` runs (a zombie, exited but not yet reaped, is not alive)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return False
+    return raw[raw.rindex(b")") + 2 : raw.rindex(b")") + 3] != b"Z"
 
 
 @dataclass

@@ -777,6 +777,8 @@ async def run_room_churn(
             progress("churn", done, graphs)
 
     await asyncio.gather(*(one(i) for i in range(graphs)))
+    if not procstat.process_alive(target.server_pid):
+        raise RuntimeError(f"the server exited during room churn ({failed} failed connections)")
     peak = procstat.rss_bytes(target.server_pid)
     after = await _settled_rss(target.server_pid, settle)
     return {
