@@ -6,7 +6,7 @@ raises), `GraphState.resolve` either returns a record or raises
 ProtocolError with nothing changed, and `fold` applies every record it
 returned; the encoded state still decodes. Three input shapes: raw bytes and
 text, arbitrary JSON, and JSON shaped like protocol messages with hostile
-values (the deep paths). Long version: COLLAB_FUZZ_EXAMPLES=100000.
+values (the deep paths). CI: 150 examples per shape; long version: COLLAB_FUZZ_EXAMPLES=100000.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from intelgraph_collab.sync.views import view_of
 from .figures import env_int
 
 LIMITS = Limits(max_frame_bytes=64 * 1024, max_message_bytes=16 * 1024, max_batch_messages=50)
-EXAMPLES = env_int("COLLAB_FUZZ_EXAMPLES", 400)
+EXAMPLES = env_int("COLLAB_FUZZ_EXAMPLES", 150)
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,

@@ -3,15 +3,18 @@ stores) and the pure engine, every fault of `sim/world.py`, the invariants
 of `support/history_check.py` after every run.
 
 CI sizes: 1,000 seeds x 300 steps on the Room, 300 on the engine, 20 on an
-SQLite file. Long versions: COLLAB_SIM_SEEDS=0:100000 COLLAB_SIM_STEPS=1000
-(see RELIABILITY.md). A failure names its seed; replay it alone with
+SQLite file, spread over one process per core. Long versions:
+COLLAB_SIM_SEEDS=0:100000 COLLAB_SIM_STEPS=1000 (see RELIABILITY.md). A
+failure names its seed; replay it alone with
 `python -m tests.reliability.sim --seed N ...` or COLLAB_SIM_SEED=N.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
@@ -27,13 +30,24 @@ def seed_range(default: str) -> range:
     return range(start, stop)
 
 
-def run_seeds(seeds: range, **config: object) -> list[SimResult]:
-    steps = env_int("COLLAB_SIM_STEPS", 300)
-
+def run_chunk(seeds: list[int], steps: int, config: dict[str, object]) -> list[SimResult]:
     async def run_all() -> list[SimResult]:
         return [await run_world(SimConfig(seed, steps, **config)) for seed in seeds]  # type: ignore[arg-type]
 
     return asyncio.run(run_all())
+
+
+def run_seeds(seeds: range, **config: object) -> list[SimResult]:
+    """Every seed, split over one process per core (histories are independent)."""
+    steps = env_int("COLLAB_SIM_STEPS", 300)
+    workers = min(os.cpu_count() or 1, 4)
+    if len(seeds) < 50 or workers == 1:
+        return run_chunk(list(seeds), steps, config)
+    chunks = [list(seeds[index::workers]) for index in range(workers)]
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        parts = list(pool.map(run_chunk, chunks, [steps] * workers, [config] * workers))
+    return sorted((result for part in parts for result in part), key=lambda r: r.config.seed)
 
 
 def judge(name: str, results: list[SimResult]) -> None:
