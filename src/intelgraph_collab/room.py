@@ -22,28 +22,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
-
+from .audiences import Audiences, encode
 from .fanout.base import FanOut, PresenceEntry
 from .fanout.inbox import FellBehind, RemoteInbox
 from .metrics import Metrics
+from .presence import PresenceRelay
 from .session import CLOSE_TRY_AGAIN, Session
 from .store.base import OpKey, Store, StoredGraph
 from .sync.engine import GraphState, Writer
 from .sync.errors import ProtocolError
 from .sync.limits import Limits
 from .sync.messages import Write
-from .sync.policy import authorize_write, hidden_from, redact_presence, target_id
+from .sync.policy import authorize_write, target_id
 from .sync.records import OpRecord
-from .sync.views import Clearance, may_see, view_of, visible_to
+from .sync.views import Clearance, catch_up_of, initial_state_of
+
+__all__ = ["Room", "RoomClosed", "RoomSettings", "WriteOutcome", "PreconditionFailed", "encode"]
 
 log = logging.getLogger(__name__)
-
-_encoder = msgspec.json.Encoder()
-
-
-def encode(message: dict[str, Any]) -> str:
-    return _encoder.encode(message).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,16 +83,6 @@ class _PendingWrite:
     received: float = field(default_factory=time.perf_counter)
 
 
-@dataclass
-class _Audience:
-    """Sessions sharing one clearance: a broadcast is encoded once for them."""
-
-    clearance: Clearance
-    last_seen: int
-    """The seq of the last write announced to this audience (their `prev`)."""
-    sessions: set[Session] = field(default_factory=set)
-
-
 class RoomClosed(Exception):
     """The room failed (its store did) and closed its sessions; reconnect."""
 
@@ -117,7 +103,6 @@ class Room:
         self.fanout = fanout
         """Other nodes of the cluster (None, or a solo fan-out: this node is alone)."""
         self._inbox = RemoteInbox()
-        self._remote_presence: dict[str, PresenceEntry] = {}
         self.store = store
         self.limits = limits
         self.settings = settings
@@ -128,10 +113,10 @@ class Room:
         self.snapshot_seq = 0
         self.recent: deque[OpRecord] = deque(maxlen=settings.recent_cache)
         self._op_seqs: dict[OpKey, int] = {}
-        self._audiences: dict[Clearance, _Audience] = {}
-        self._presence: dict[Session, dict[str, Any]] = {}
-        self._presence_dirty: set[Session] = set()
-        self._presence_flush_scheduled = False
+        self._audiences = Audiences()
+        self.presence = PresenceRelay(
+            graph_id, self._audiences, lambda: self.state.annotations, limits, fanout
+        )
         self._writes: list[_PendingWrite] = []
         self._joins: list[tuple[Session, int | None]] = []
         self._wakeup = asyncio.Event()
@@ -154,8 +139,7 @@ class Room:
             raise
         self._restore(stored)
         if self.fanout is not None:
-            for entry in await self.fanout.presence(self.graph_id):
-                self._remote_presence[entry.client_id] = entry
+            self.presence.remember_remote(await self.fanout.presence(self.graph_id))
         self._task = asyncio.get_running_loop().create_task(self._sequencer())
 
     def _restore(self, stored: StoredGraph) -> None:
@@ -178,7 +162,7 @@ class Room:
 
     @property
     def sessions(self) -> list[Session]:
-        return [s for audience in self._audiences.values() for s in audience.sessions]
+        return self._audiences.sessions
 
     @property
     def idle(self) -> bool:
@@ -210,20 +194,9 @@ class Room:
         self._wakeup.set()
 
     def leave(self, session: Session) -> None:
-        audience = self._audiences.get(session.identity.clearance)
-        if audience is not None:
-            audience.sessions.discard(session)
-            if not audience.sessions:
-                del self._audiences[session.identity.clearance]
+        self._audiences.remove(session)
         self._joins = [(s, since) for s, since in self._joins if s is not session]
-        if self._presence.pop(session, None) is not None:
-            self._presence_dirty.discard(session)
-            if not any(s.client_id == session.client_id for s in self._presence):
-                self._send_to_others(
-                    session, encode({"type": "presence_leave", "client_id": session.client_id})
-                )
-                if self.fanout is not None and not self.fanout.solo:
-                    self.fanout.clear_presence(self.graph_id, session.client_id)
+        self.presence.leave(session)
 
     def submit(
         self,
@@ -251,17 +224,8 @@ class Room:
         return result
 
     def set_presence(self, session: Session, state: dict[str, Any]) -> None:
-        """Relay `state` to the others; bursts within one loop turn coalesce."""
-        size = len(_encoder.encode(state))
-        if size > self.limits.max_presence_bytes:
-            raise ProtocolError(
-                "too_large", f"presence of {size} bytes exceeds {self.limits.max_presence_bytes}"
-            )
-        self._presence[session] = state
-        self._presence_dirty.add(session)
-        if not self._presence_flush_scheduled:
-            self._presence_flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush_presence)
+        """Relay `state` to the others (see presence.py); ProtocolError if too large."""
+        self.presence.set(session, state)
 
     # -- the sequencer ----------------------------------------------------
 
@@ -316,7 +280,7 @@ class Room:
         # every client receives acks and broadcasts in seq order.
         for item, outcome in zip(pending, outcomes, strict=True):
             if isinstance(outcome, WriteOutcome) and outcome.record is not None:
-                self._broadcast(outcome.record, item.session)
+                self._audiences.broadcast(outcome.record, item.session)
                 self._answer(item, outcome)
                 self.metrics.fanout(time.perf_counter() - item.received)
             else:
@@ -402,21 +366,6 @@ class Room:
             else:
                 item.result.set_result(outcome)
 
-    def _broadcast(self, record: OpRecord, writer: Session | None) -> None:
-        """Queue `record` for every session that may see it, except its writer
-        (whose ack stands in its place), encoded once per audience."""
-        for audience in self._audiences.values():
-            if not visible_to(record, audience.clearance):
-                continue
-            message = view_of(record, audience.clearance, audience.last_seen)
-            audience.last_seen = record.seq
-            if message is None:
-                continue
-            text = encode(message)
-            for session in audience.sessions:
-                if session is not writer:
-                    session.enqueue(text)
-
     # -- other nodes (cluster mode; the fan-out calls these) ---------------
 
     def on_records(self, records: list[OpRecord]) -> None:
@@ -430,29 +379,10 @@ class Room:
             self._wakeup.set()
 
     def on_presence(self, entry: PresenceEntry) -> None:
-        self._remote_presence[entry.client_id] = entry
-        for audience in self._audiences.values():
-            text = encode(self._remote_presence_message(entry, audience.clearance))
-            for session in audience.sessions:
-                if session.client_id != entry.client_id:
-                    session.enqueue(text)
-
-    def _remote_presence_message(
-        self, entry: PresenceEntry, clearance: Clearance
-    ) -> dict[str, Any]:
-        state = self._visible_presence(entry.state, clearance)
-        return {"type": "presence", "client_id": entry.client_id, "user": entry.user,
-                "state": state}
+        self.presence.on_remote(entry)
 
     def on_presence_leave(self, client_id: str) -> None:
-        if self._remote_presence.pop(client_id, None) is None:
-            return
-        if any(s.client_id == client_id for s in self._presence):
-            return  # the same client is still here, on this node
-        text = encode({"type": "presence_leave", "client_id": client_id})
-        for session in self.sessions:
-            if session.client_id != client_id:
-                session.enqueue(text)
+        self.presence.on_remote_leave(client_id)
 
     def _behind_a_joiner(self) -> bool:
         """A joiner has seen more than this node has (cluster mode only)."""
@@ -476,7 +406,7 @@ class Room:
         """Announce records appended by other nodes (cluster mode)."""
         self.recent.extend(records)
         for record in records:
-            self._broadcast(record, None)
+            self._audiences.broadcast(record, None)
 
     def _fail(self, pending: list[_PendingWrite], exc: Exception) -> None:
         """The store failed mid-commit: the in-memory state may be ahead of
@@ -497,10 +427,7 @@ class Room:
 
     def _serve_join(self, session: Session, since: int | None) -> None:
         clearance = session.identity.clearance
-        audience = self._audiences.get(clearance)
-        if audience is None:
-            audience = self._audiences[clearance] = _Audience(clearance, self.head)
-        audience.sessions.add(session)
+        self._audiences.add(session, self.head)
         head = self.head
         if since is None or since > head or since < self.trimmed_upto:
             self.metrics.joined("initial_state")
@@ -516,7 +443,7 @@ class Room:
             )
             self._background.add(task)
             task.add_done_callback(self._background.discard)
-        self._send_presence_snapshot(session)
+        self.presence.send_snapshot(session)
 
     async def _catch_up_from_store(
         self, session: Session, clearance: Clearance, since: int, head: int
@@ -537,81 +464,12 @@ class Room:
         session.start(self._catch_up(records, clearance, since, head))
 
     def _initial_state(self, clearance: Clearance) -> str:
-        annotations = self.state.annotations
-        if clearance is not None:
-            annotations = {
-                key: value
-                for key, value in annotations.items()
-                if may_see(value.get("enclave"), clearance)
-            }
-        return encode({"type": "initial_state", "seq": self.head, "data": annotations})
+        return encode(initial_state_of(self.state.annotations, self.head, clearance))
 
     def _catch_up(
         self, records: list[OpRecord], clearance: Clearance, since: int, head: int
     ) -> str:
-        ops = []
-        prev = since
-        for record in records:
-            message = view_of(record, clearance, prev)
-            if message is not None:
-                ops.append(message)
-                prev = record.seq
-        return encode({"type": "catch_up", "seq": head, "ops": ops})
-
-    # -- presence ---------------------------------------------------------
-
-    def _flush_presence(self) -> None:
-        self._presence_flush_scheduled = False
-        dirty, self._presence_dirty = self._presence_dirty, set()
-        for session in dirty:
-            state = self._presence.get(session)
-            if state is not None:
-                self._relay_presence(session, state)
-                if self.fanout is not None and not self.fanout.solo:
-                    entry = PresenceEntry(
-                        client_id=session.client_id, user=session.identity.user, state=state
-                    )
-                    self.fanout.set_presence(self.graph_id, entry)
-
-    def _relay_presence(self, sender: Session, state: dict[str, Any]) -> None:
-        """Send `state` to the others, per audience without the ids of
-        annotations that audience may not see (encoded once per audience)."""
-        for audience in self._audiences.values():
-            visible = self._visible_presence(state, audience.clearance)
-            text = encode(self._presence_message(sender, visible))
-            for session in audience.sessions:
-                if session.client_id != sender.client_id:
-                    session.enqueue(text)
-
-    def _visible_presence(self, state: dict[str, Any], clearance: Clearance) -> dict[str, Any]:
-        if clearance is None:
-            return state
-        return redact_presence(state, hidden_from(self.state.annotations, clearance))
-
-    def _presence_message(self, session: Session, state: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "type": "presence",
-            "client_id": session.client_id,
-            "user": session.identity.user,
-            "state": state,
-        }
-
-    def _send_presence_snapshot(self, session: Session) -> None:
-        local = {other.client_id for other in self._presence}
-        for other, state in self._presence.items():
-            if other.client_id != session.client_id:
-                visible = self._visible_presence(state, session.identity.clearance)
-                session.enqueue(encode(self._presence_message(other, visible)))
-        for client_id, entry in self._remote_presence.items():
-            if client_id != session.client_id and client_id not in local:
-                message = self._remote_presence_message(entry, session.identity.clearance)
-                session.enqueue(encode(message))
-
-    def _send_to_others(self, sender: Session, text: str) -> None:
-        for audience in self._audiences.values():
-            for session in audience.sessions:
-                if session.client_id != sender.client_id:
-                    session.enqueue(text)
+        return encode(catch_up_of(records, clearance, since, head))
 
     # -- compaction -------------------------------------------------------
 

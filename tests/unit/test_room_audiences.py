@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-import intelgraph_collab.room as room_module
+import intelgraph_collab.audiences as audiences_module
 from intelgraph_collab.metrics import Metrics
 from intelgraph_collab.room import Room, RoomSettings
 from intelgraph_collab.session import Identity, Session
@@ -57,13 +57,13 @@ async def test_one_encoding_per_clearance(monkeypatch: pytest.MonkeyPatch) -> No
         await end.wait_for(1)  # initial_state
 
     encoded: list[dict[str, Any]] = []
-    real_encode = room_module.encode
+    real_encode = audiences_module.encode
 
     def counting(message: dict[str, Any]) -> str:
         encoded.append(message)
         return real_encode(message)
 
-    monkeypatch.setattr(room_module, "encode", counting)
+    monkeypatch.setattr(audiences_module, "encode", counting)
     write = AnnotationUpdate(payload={"id": "a1", "kind": "note"}, op_id="o1")
     room.submit(write, Writer("outsider", "w"), None)
     for end in ends:

@@ -8,9 +8,10 @@ announced to it; an annotation moving out of its clearance reaches it as an
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .annotation import UNCLASSIFIED
+from .annotation import UNCLASSIFIED, Annotation
 from .records import OpRecord
 
 Clearance = frozenset[str] | None
@@ -55,3 +56,31 @@ def visible_to(record: OpRecord, clearance: Clearance) -> bool:
     if record.enclave_before is not None and may_see(record.enclave_before, clearance):
         return True
     return record.enclave_after is not None and may_see(record.enclave_after, clearance)
+
+
+def initial_state_of(
+    annotations: Mapping[str, Annotation], seq: int, clearance: Clearance
+) -> dict[str, Any]:
+    """The `initial_state` message: every live annotation `clearance` may see."""
+    if clearance is not None:
+        annotations = {
+            key: value
+            for key, value in annotations.items()
+            if may_see(value.get("enclave"), clearance)
+        }
+    return {"type": "initial_state", "seq": seq, "data": annotations}
+
+
+def catch_up_of(
+    records: Iterable[OpRecord], clearance: Clearance, since: int, head: int
+) -> dict[str, Any]:
+    """The `catch_up` message from `since` to `head`: each write as it was
+    broadcast to `clearance`, with its own `prev` chain starting at `since`."""
+    ops = []
+    prev = since
+    for record in records:
+        message = view_of(record, clearance, prev)
+        if message is not None:
+            ops.append(message)
+            prev = record.seq
+    return {"type": "catch_up", "seq": head, "ops": ops}
