@@ -12,13 +12,17 @@ writes with the same op_ids. Long version: COLLAB_CHURN_CYCLES=20000.
 
 from __future__ import annotations
 
+import asyncio
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
+from ..support.history_check import HistoryReport
 from ..support.live_client import LiveClient, settle
 from ..support.protocol_model import ModelClient
-from ..support.server import start_server
+from ..support.server import ServerProcess, start_server
 from ..support.workload import Workload
+from .breakage import broken_env
 from .figures import env_int, record
 
 GRAPH = "churn"
@@ -26,17 +30,22 @@ CLIENTS = 20
 ENV = {"COLLAB_MAX_CONNECTIONS_PER_USER": "0", "COLLAB_MAX_CONNECTIONS_PER_GRAPH": "0"}
 
 
-async def test_twenty_clients_through_random_reconnect_cycles_lose_nothing(tmp_path: Path) -> None:
-    cycles = env_int("COLLAB_CHURN_CYCLES", 1000)
-    rng = random.Random(env_int("COLLAB_CHURN_SEED", 9))
-    server = start_server(tmp_path, env=ENV)
+@dataclass
+class Churn:
+    report: HistoryReport
+    agreed_after: float
+    figures: dict[str, object]
+
+
+async def churn(server: ServerProcess, cycles: int, seed: int) -> Churn:
+    rng = random.Random(seed)
+
+    def url_for(client_id: str, since: int | None) -> str:
+        return server.ws_url(GRAPH, client_id=client_id, since=since, user=client_id)
+
+    workload = Workload(rng)
+    clients = [LiveClient(ModelClient(f"c{i}", user=f"c{i}"), url_for) for i in range(CLIENTS)]
     try:
-
-        def url_for(client_id: str, since: int | None) -> str:
-            return server.ws_url(GRAPH, client_id=client_id, since=since, user=client_id)
-
-        workload = Workload(rng)
-        clients = [LiveClient(ModelClient(f"c{i}", user=f"c{i}"), url_for) for i in range(CLIENTS)]
         for client in clients:
             await client.connect()
         aborts = closes = writes = edits = 0
@@ -58,30 +67,53 @@ async def test_twenty_clients_through_random_reconnect_cycles_lose_nothing(tmp_p
                 if not client.connected and rng.random() < 0.7:
                     await client.ensure_connected(full=rng.random() < 0.1)
         report, agreed_after = await settle(clients, url_for)
-        models = [client.model for client in clients]
-        record(
-            "reconnect_churn",
-            clients=CLIENTS,
-            cycles=cycles,
-            aborts=aborts,
-            clean_closes=closes,
-            writes=writes,
-            text_edits=edits,
-            connects=sum(client.connects for client in clients),
-            catch_ups=sum(m.stats.catch_ups for m in models),
-            initial_states=sum(m.stats.initial_states for m in models),
-            resends=sum(m.stats.resends for m in models),
-            duplicate_acks=sum(m.stats.duplicate_acks for m in models),
-            records=report.records,
-            acked=report.acked,
-            refused=report.refused,
-            lost=report.lost,
-            duplicated=report.duplicated,
-            agreed_seconds_after_last_write=round(agreed_after, 3),
+    finally:
+        await asyncio.gather(*(client.drop() for client in clients), return_exceptions=True)
+    models = [client.model for client in clients]
+    figures = {
+        "clients": CLIENTS,
+        "cycles": cycles,
+        "aborts": aborts,
+        "clean_closes": closes,
+        "writes": writes,
+        "text_edits": edits,
+        "connects": sum(client.connects for client in clients),
+        "catch_ups": sum(m.stats.catch_ups for m in models),
+        "initial_states": sum(m.stats.initial_states for m in models),
+        "resends": sum(m.stats.resends for m in models),
+        "duplicate_acks": sum(m.stats.duplicate_acks for m in models),
+        "records": report.records,
+        "acked": report.acked,
+        "refused": report.refused,
+        "lost": report.lost,
+        "duplicated": report.duplicated,
+        "agreed_seconds_after_last_write": round(agreed_after, 3),
+    }
+    return Churn(report, agreed_after, figures)
+
+
+async def test_twenty_clients_through_random_reconnect_cycles_lose_nothing(tmp_path: Path) -> None:
+    server = start_server(tmp_path, env=ENV)
+    try:
+        result = await churn(
+            server, env_int("COLLAB_CHURN_CYCLES", 1000), env_int("COLLAB_CHURN_SEED", 9)
         )
+        record("reconnect_churn", **result.figures)
+        report = result.report
         assert report.ok, report.summary()
         assert report.lost == 0 and report.duplicated == 0
-        assert agreed_after < 2.0, f"replicas agreed {agreed_after:.2f} s after the last write"
-        assert aborts and sum(m.stats.duplicate_acks for m in models) > 0
+        assert result.agreed_after < 2.0, (
+            f"replicas agreed {result.agreed_after:.2f} s after the last write"
+        )
+        assert result.figures["aborts"] and result.figures["duplicate_acks"]
+    finally:
+        server.stop()
+
+
+async def test_without_dedupe_the_churn_test_finds_writes_applied_twice(tmp_path: Path) -> None:
+    server = start_server(tmp_path, env={**ENV, **broken_env("dedupe")})
+    try:
+        result = await churn(server, 100, seed=9)
+        assert result.report.duplicated > 0, result.figures
     finally:
         server.stop()
