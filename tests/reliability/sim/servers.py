@@ -209,6 +209,7 @@ class RoomServer:
         conn.wake()
         session = self.sessions.pop(conn, None)
         if session is not None and self.room is not None:
+            session.detach()
             self.room.leave(session)
 
     # -- running the loop -------------------------------------------------
