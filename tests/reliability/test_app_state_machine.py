@@ -27,9 +27,10 @@ from intelgraph_collab.room import RoomSettings
 from intelgraph_collab.store.sqlite import SQLiteStore
 from intelgraph_collab.sync.records import OpRecord
 
+from ..support.fold_rules import Annotations, Message
 from ..support.inprocess_server import InProcessServer
 from ..support.live_client import LiveClient, drive, fetch_state, settle
-from ..support.protocol_model import Annotations, Message, ModelClient
+from ..support.protocol_model import ModelClient
 from ..support.workload import Workload
 from .figures import env_int, record
 from .sim.servers import AuditStore

@@ -27,14 +27,8 @@ from typing import Any
 
 from intelgraph_collab.sync import text_ot
 
-from .protocol_model import (
-    TEXT_FIELDS,
-    Annotations,
-    Message,
-    ModelClient,
-    apply_broadcast,
-    text_effect,
-)
+from .fold_rules import Annotations, Message, apply_broadcast, text_effect
+from .protocol_model import TEXT_FIELDS, ModelClient
 
 
 @dataclass

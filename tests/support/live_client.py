@@ -23,8 +23,9 @@ from typing import Any
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from .fold_rules import Annotations, Message
 from .history_check import HistoryReport, check_history
-from .protocol_model import Annotations, Message, ModelClient
+from .protocol_model import ModelClient
 from .workload import Workload
 
 UrlFor = Callable[[str, int | None], str]

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import random
 
-from .protocol_model import TEXT_FIELDS, CharSource, Message, ModelClient, random_text_edit
+from .fold_rules import CharSource, Message, random_text_edit
+from .protocol_model import TEXT_FIELDS, ModelClient
 
 IDS = tuple(f"a{i}" for i in range(6))
 COLORS = ("red", "green", "blue", "amber")

@@ -37,7 +37,7 @@ from intelgraph_collab.sync.limits import Limits
 from intelgraph_collab.sync.messages import Ping, Presence, Write, decode_frame
 from intelgraph_collab.sync.records import OpRecord
 
-from ...support.protocol_model import Annotations, Message
+from ...support.fold_rules import Annotations, Message
 from .network import Conn
 
 T = TypeVar("T")
