@@ -16,8 +16,14 @@ from .room_harness import capture_session, loaded_room, write
 
 
 def text_op(op_id: str, base: int, ops: list[int | str]) -> dict[str, object]:
-    return {"type": "text_op", "op_id": op_id, "id": "n", "field": "content",
-            "base": base, "ops": ops}
+    return {
+        "type": "text_op",
+        "op_id": op_id,
+        "id": "n",
+        "field": "content",
+        "base": base,
+        "ops": ops,
+    }
 
 
 async def test_a_concurrent_text_op_after_a_reload_is_transformed_once() -> None:
