@@ -105,7 +105,7 @@ class Service:
         self.draining = True
         await self.rooms.close()
         sessions = list(self.sessions)
-        await asyncio.gather(*(session.flush(timeout=2.0) for session in sessions))
+        await asyncio.gather(*(session.flush(within=2.0) for session in sessions))
         for session in sessions:
             session.close(CLOSE_GOING_AWAY, "server shutting down")
         await asyncio.sleep(0)

@@ -63,6 +63,8 @@ class Session:
         self._max_batch = max_batch if batch else 1
         self._queue: deque[str] = deque()
         self._ready = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
         self._writer: asyncio.Task[None] | None = None
         self.closed = False
         self.close_code: int | None = None
@@ -128,9 +130,11 @@ class Session:
         try:
             while not self.closed:
                 if not queue:
+                    self._drained.set()
                     self._ready.clear()
                     await self._ready.wait()
                     continue
+                self._drained.clear()
                 if len(queue) == 1 or self._max_batch == 1:
                     text = queue.popleft()
                 else:
@@ -142,9 +146,14 @@ class Session:
         except Exception as exc:  # the socket went away; the reader side notices too
             log.debug("send to %s failed: %r", self.client_id, exc)
             self.closed = True
+        finally:
+            self._drained.set()
 
-    async def flush(self, timeout: float) -> None:
-        """Wait (bounded) until the queue is sent, e.g. before a graceful close."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while self._queue and not self.closed and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.01)
+    async def flush(self, within: float) -> None:
+        """Wait, at most `within` seconds, until the queue is sent (before a
+        graceful close)."""
+        if self._writer is None or not self._queue:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await self._drained.wait()

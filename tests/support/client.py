@@ -58,10 +58,10 @@ class TestClient:
         await self.send({"type": "annotation_update", "op_id": op_id, "payload": payload, **extra})
         return op_id
 
-    async def recv(self, timeout: float = 5.0) -> Message:
+    async def recv(self, timeout: float = 20.0) -> Message:
         return await asyncio.wait_for(self.inbox.get(), timeout)
 
-    async def wait_for(self, predicate: Callable[[Message], bool], timeout: float = 5.0) -> Message:
+    async def wait_for(self, predicate: Callable[[Message], bool], timeout: float = 20.0) -> Message:
         """The next message matching `predicate` (earlier ones are consumed)."""
         async def scan() -> Message:
             while True:
@@ -70,15 +70,15 @@ class TestClient:
                     return message
         return await asyncio.wait_for(scan(), timeout)
 
-    async def wait_type(self, kind: str, timeout: float = 5.0) -> Message:
+    async def wait_type(self, kind: str, timeout: float = 20.0) -> Message:
         return await self.wait_for(lambda m: m.get("type") == kind, timeout)
 
-    async def ack(self, op_id: str, timeout: float = 5.0) -> Message:
+    async def ack(self, op_id: str, timeout: float = 20.0) -> Message:
         return await self.wait_for(
             lambda m: m.get("op_id") == op_id and m.get("type") in ("ack", "error"), timeout
         )
 
-    async def wait_closed(self, timeout: float = 5.0) -> int | None:
+    async def wait_closed(self, timeout: float = 20.0) -> int | None:
         assert self._reader is not None
         await asyncio.wait_for(asyncio.shield(self._reader), timeout)
         return self.close_code

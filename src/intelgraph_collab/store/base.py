@@ -45,10 +45,12 @@ class StoredGraph:
 class Store(ABC):
     """Durable, ordered storage of graph logs. All methods are safe to call concurrently."""
 
-    async def open(self) -> None:
+    # open/close/ping are optional hooks: a store that needs none of them
+    # (the memory store) inherits these no-ops.
+    async def open(self) -> None:  # noqa: B027
         """Create the schema if needed and connect."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027
         """Flush and release every resource."""
 
     @abstractmethod
@@ -81,5 +83,5 @@ class Store(ABC):
     async def save_snapshot(self, graph_id: str, seq: int, blob: bytes, trim_upto: int) -> None:
         """Store the state at `seq` and drop log records with seq <= trim_upto."""
 
-    async def ping(self) -> None:
+    async def ping(self) -> None:  # noqa: B027
         """Raise StoreUnavailable unless the store answers (readiness)."""

@@ -67,16 +67,20 @@ class SQLiteStore(Store):
 
     async def open(self) -> None:
         if self.path != ":memory:":
-            directory = os.path.dirname(os.path.abspath(self.path))
-            os.makedirs(directory, exist_ok=True)
-            self._lock_file = open(self.path + ".lock", "wb")  # noqa: SIM115 - held until close
-            try:
-                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as exc:
-                raise StoreUnavailable(f"{self.path} is in use by another server process") from exc
+            await asyncio.to_thread(self._take_file_lock)
         self._write_db = await self._on(self._writer, self._connect)
         self._write_db.executescript(_SCHEMA)
         self._read_db = await self._on(self._reader, self._connect)
+
+    def _take_file_lock(self) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        self._lock_file = open(self.path + ".lock", "wb")  # noqa: SIM115 - held until close
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            self._lock_file.close()
+            self._lock_file = None
+            raise StoreUnavailable(f"{self.path} is in use by another server process") from exc
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
