@@ -123,6 +123,7 @@ class Room:
         self._task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self.failed = False
+        self._committing = False
 
     # -- lifecycle --------------------------------------------------------
 
@@ -166,11 +167,13 @@ class Room:
 
     @property
     def idle(self) -> bool:
-        return not self._audiences and not self._writes and not self._joins
+        # The sequencer takes the queued writes before committing them: a
+        # commit in flight is not idle (unloading now would cancel it).
+        return not self._audiences and not self._writes and not self._joins and not self._committing
 
     async def stop(self) -> None:
-        """Finish what is queued, then stop the sequencer."""
-        while self._writes or self._joins:
+        """Finish what is queued and the commit in flight, then stop the sequencer."""
+        while self._writes or self._joins or self._committing:
             self._wakeup.set()
             await asyncio.sleep(0.005)
         if self._task is not None:
@@ -250,11 +253,14 @@ class Room:
                     self._serve_join(session, since)
             if self._writes:
                 writes, self._writes = self._writes, []
+                self._committing = True
                 try:
                     await self._commit(writes)
                 except Exception as exc:
                     self._fail(writes, exc)
                     return
+                finally:
+                    self._committing = False
 
     async def _commit(self, pending: list[_PendingWrite]) -> None:
         started = time.perf_counter()
