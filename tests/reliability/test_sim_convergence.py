@@ -44,7 +44,7 @@ def run_seeds(seeds: range, **config: object) -> list[SimResult]:
     if len(seeds) < 50 or workers == 1:
         return run_chunk(list(seeds), steps, config)
     chunks = [list(seeds[index::workers]) for index in range(workers)]
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("spawn")  # no fork of a threaded test process
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         parts = list(pool.map(run_chunk, chunks, [steps] * workers, [config] * workers))
     return sorted((result for part in parts for result in part), key=lambda r: r.config.seed)
