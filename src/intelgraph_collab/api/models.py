@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..sync.errors import ErrorCode
+
 TargetType = Literal["ENTITY", "EDGE"]
 Confidence = Literal["HIGH", "MEDIUM", "LOW", "UNKNOWN"]
 
@@ -148,16 +150,7 @@ class AnnotationHistory(BaseModel):
 
 
 class ErrorDetail(BaseModel):
-    code: Literal[
-        "bad_message",
-        "unknown_type",
-        "too_large",
-        "rate_limited",
-        "forbidden",
-        "conflict",
-        "not_found",
-        "invalid_op",
-    ]
+    code: ErrorCode
     message: str
 
 

@@ -22,7 +22,9 @@ TARGET_TYPES = frozenset({"ENTITY", "EDGE"})
 CONFIDENCES = frozenset({"HIGH", "MEDIUM", "LOW", "UNKNOWN"})
 STRING_FIELDS = frozenset({"target_id", "kind", "content", "enclave", "color", "text", "label"})
 
-NOT_TEXT_EDITABLE = frozenset({"id", "tags", "confidence", "target_type", "enclave"}) | SERVER_FIELDS
+NOT_TEXT_EDITABLE = (
+    frozenset({"id", "tags", "confidence", "target_type", "enclave"}) | SERVER_FIELDS
+)
 """Fields a `text_op` may not target: they are not free text, or (enclave)
 moving them must go through the whole-field path that checks clearance."""
 
@@ -45,7 +47,9 @@ def iso_utc(ts_ms: int) -> str:
 
 def validate_id(value: object, limits: Limits) -> str:
     if not isinstance(value, str) or not 1 <= len(value) <= limits.max_id_chars:
-        raise ProtocolError("bad_message", f"`id` must be a string of 1-{limits.max_id_chars} characters")
+        raise ProtocolError(
+            "bad_message", f"`id` must be a string of 1-{limits.max_id_chars} characters"
+        )
     return value
 
 

@@ -117,15 +117,13 @@ class GraphState:
         enclave_before = None if existing is None else enclave_of(existing)
         enclave_after = enclave_of(result)
         moved = enclave_before is not None and enclave_before != enclave_after
-        return OpRecord(
+        return _record(
+            write,
+            writer,
+            ts,
             seq=seq,
             type="annotation_update",
             id=annotation_id,
-            client_id=writer.client_id,
-            author=writer.author,
-            ts=ts,
-            op_id=write.op_id,
-            owner=writer.owner,
             payload=applied,
             recreate=write.recreate and existing is not None,
             enclave_before=enclave_before,
@@ -137,15 +135,13 @@ class GraphState:
         existing = self.annotations.get(write.id)
         if existing is None:
             raise ProtocolError("not_found", f"no live annotation {write.id!r}")
-        return OpRecord(
+        return _record(
+            write,
+            writer,
+            ts,
             seq=self.seq + 1,
             type="annotation_delete",
             id=write.id,
-            client_id=writer.client_id,
-            author=writer.author,
-            ts=ts,
-            op_id=write.op_id,
-            owner=writer.owner,
             enclave_before=enclave_of(existing),
         )
 
@@ -161,7 +157,9 @@ class GraphState:
         if current is not None and not isinstance(current, str):
             raise ProtocolError("invalid_op", f"field {write.field!r} does not hold text")
         if write.base > self.seq:
-            raise ProtocolError("conflict", f"base {write.base} is ahead of the graph (seq {self.seq})")
+            raise ProtocolError(
+                "conflict", f"base {write.base} is ahead of the graph (seq {self.seq})"
+            )
         epochs = self.text_epochs.get(write.id, {})
         epoch = max(epochs.get("", 0), epochs.get(write.field, 0))
         if write.base < epoch:
@@ -179,15 +177,13 @@ class GraphState:
         new_text = text_ot.apply(current or "", transformed)
         _check_size({**existing, write.field: new_text}, limits)
         enclave = enclave_of(existing)
-        return OpRecord(
+        return _record(
+            write,
+            writer,
+            ts,
             seq=self.seq + 1,
             type="text_op",
             id=write.id,
-            client_id=writer.client_id,
-            author=writer.author,
-            ts=ts,
-            op_id=write.op_id,
-            owner=writer.owner,
             field=write.field,
             ops=transformed,
             enclave_before=enclave,
@@ -306,6 +302,18 @@ _snapshot_encoder = msgspec.json.Encoder()
 _snapshot_decoder = msgspec.json.Decoder(_Snapshot)
 
 
+def _record(write: Write, writer: Writer, ts: int, **fields: Any) -> OpRecord:
+    """A record of `write`, stamped with who wrote it and when."""
+    return OpRecord(
+        client_id=writer.client_id,
+        author=writer.author,
+        ts=ts,
+        op_id=write.op_id,
+        owner=writer.owner,
+        **fields,
+    )
+
+
 def _merged(existing: Annotation, applied: dict[str, Any]) -> Annotation:
     result = dict(existing)
     for name, value in applied.items():
@@ -318,7 +326,9 @@ def _merged(existing: Annotation, applied: dict[str, Any]) -> Annotation:
 
 def _check_size(annotation: Annotation, limits: Limits) -> None:
     if len(annotation) > limits.max_fields + 6:  # id + five server stamps
-        raise ProtocolError("too_large", f"an annotation may hold at most {limits.max_fields} fields")
+        raise ProtocolError(
+            "too_large", f"an annotation may hold at most {limits.max_fields} fields"
+        )
     size = len(_size_encoder.encode(annotation))
     if size > limits.max_annotation_bytes:
         raise ProtocolError(

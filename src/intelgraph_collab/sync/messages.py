@@ -74,7 +74,9 @@ def decode_frame(frame: str | bytes, limits: Limits) -> list[ClientMessage | Pro
     """
     size = len(frame) if isinstance(frame, bytes) else len(frame.encode())
     if size > limits.max_frame_bytes:
-        return [ProtocolError("too_large", f"frame of {size} bytes exceeds {limits.max_frame_bytes}")]
+        return [
+            ProtocolError("too_large", f"frame of {size} bytes exceeds {limits.max_frame_bytes}")
+        ]
     try:
         document = _json_decoder.decode(frame)
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:

@@ -72,7 +72,8 @@ def _enclave_after(write: AnnotationUpdate, existing: Annotation | None) -> str:
 def _check_commenter(write: Write, existing: Annotation | None) -> None:
     if existing is not None and existing.get("kind") != COMMENTER_KIND:
         raise ProtocolError(
-            "forbidden", f"a commenter may only write annotations of kind {COMMENTER_KIND!r}",
+            "forbidden",
+            f"a commenter may only write annotations of kind {COMMENTER_KIND!r}",
             write.op_id,
         )
     if isinstance(write, AnnotationUpdate):
