@@ -173,14 +173,13 @@ async def run_rate(
         # once receivers hold thousands of decoded annotations: those pauses
         # would show up as the server's latency. Decoded messages are acyclic
         # (freed by reference counting), so it is off while the load runs.
-        gc.collect()
-        gc.freeze()
+        was_enabled = gc.isenabled()
         gc.disable()
         try:
             result = await _drive(target, spec, col, sessions, slow, lag, progress)
         finally:
-            gc.enable()
-            gc.unfreeze()
+            if was_enabled:
+                gc.enable()
     finally:
         lag.stop()
         await close_all(sessions)
