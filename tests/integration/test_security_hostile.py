@@ -173,7 +173,8 @@ def malformed_messages() -> st.SearchStrategy[Any]:
         st.builds(lambda i: {"type": "annotation_delete", "id": i}, not_a_string | st.just("")),
         st.builds(lambda b: {"type": "text_op", "id": "seed-open", "field": "content",
                              "base": b, "ops": [5]},
-                  st.integers(max_value=-1) | st.text(max_size=3) | st.floats(allow_nan=False)),
+                  st.integers(max_value=-1) | st.text(max_size=3)
+                  | st.floats(allow_nan=False, allow_infinity=False)),
         st.builds(lambda ops: {"type": "text_op", "id": "seed-open", "field": "content",
                                "base": 0, "ops": ops},
                   not_a_string.filter(lambda v: not isinstance(v, list))
