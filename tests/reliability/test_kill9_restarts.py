@@ -3,7 +3,7 @@ acked write survives, unacked writes resent after the restart are applied
 at most once.
 
 Six clients write continuously (every kind of write, OT text edits among
-them, up to four unacked at a time); between two kills each client gets a
+them, up to twelve unacked at a time); between two kills each client gets a
 few acks, then the server process is SIGKILLed wherever it is (mid-commit,
 mid-fsync, mid-send) and started again on the same SQLite file. Clients
 reconnect with jittered backoff and resend their pending writes with the
@@ -54,7 +54,7 @@ async def test_acked_writes_survive_repeated_kill_9(tmp_path: Path) -> None:
         tasks += [
             loop.create_task(c.supervise(stop, random.Random(i))) for i, c in enumerate(clients)
         ]
-        tasks += [loop.create_task(keep_writing(c, workload, stop)) for c in clients]
+        tasks += [loop.create_task(keep_writing(c, workload, stop, unacked=12)) for c in clients]
         unacked_at_kills = 0
         for _ in range(restarts):
             wanted = acked() + rng.randint(1, 3 * CLIENTS)
