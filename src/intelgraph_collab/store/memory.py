@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -37,7 +38,7 @@ class MemoryStore(Store):
 
     async def append(self, graph_id: str, head: int, build: BuildRecords) -> list[OpRecord]:
         graph = self._graph(graph_id)
-        missed = [record for record in graph.records if record.seq > head]
+        missed = graph.records[_first_after(graph.records, head) :]
         records = build(missed)
         expected = graph.head + 1
         for record in records:
@@ -55,13 +56,12 @@ class MemoryStore(Store):
     async def records_since(
         self, graph_id: str, since: int, upto: int | None = None, limit: int | None = None
     ) -> list[OpRecord]:
-        graph = self._graph(graph_id)
-        found = [
-            record
-            for record in graph.records
-            if record.seq > since and (upto is None or record.seq <= upto)
-        ]
-        return found if limit is None else found[:limit]
+        records = self._graph(graph_id).records
+        start = _first_after(records, since)
+        end = len(records) if upto is None else _first_after(records, upto)
+        if limit is not None:
+            end = min(end, start + limit)
+        return records[start:end]
 
     async def trimmed_upto(self, graph_id: str) -> int:
         return self._graph(graph_id).trimmed_upto
@@ -75,3 +75,8 @@ class MemoryStore(Store):
         graph.snapshot, graph.snapshot_seq = blob, seq
         graph.trimmed_upto = max(graph.trimmed_upto, trim_upto)
         graph.records = [record for record in graph.records if record.seq > graph.trimmed_upto]
+
+
+def _first_after(records: list[OpRecord], seq: int) -> int:
+    """Index of the first record with a seq above `seq` (records are in seq order)."""
+    return bisect_right(records, seq, key=lambda record: record.seq)

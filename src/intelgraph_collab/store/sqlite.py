@@ -1,10 +1,15 @@
 """The embedded default store: one SQLite file in WAL mode.
 
-One writer thread owns the write connection, so commits never block the
-event loop and never interleave; reads (room loads, long catch-ups) use a
-second connection on their own thread, which WAL lets run beside a commit.
-The room batches the writes that arrive while a commit is in flight into
-the next one (group commit), so one fsync covers many writes.
+Commits: with `synchronous=NORMAL` (the default) a commit is a write() to
+the WAL, tens of microseconds, so it runs inline on the event loop: cheaper
+than handing it to a thread, whose GIL hand-offs cost more than the commit.
+With FULL (an fsync per commit), and for heavy writes (snapshots), commits go
+to the writer thread; while thread work is queued, inline work goes there
+too, so the write connection is only ever used by one thread at a time.
+Checkpoints run on the reader thread, PASSIVE, so they never block a commit.
+Reads (room loads, long catch-ups) use a second connection on their own
+thread, which WAL lets run beside a commit. The room batches the writes that
+arrive while a commit is in flight into the next one (group commit).
 
 An exclusive lock on `<db>.lock` keeps a second server process off the same
 file: sequencing is in-process, so two processes would fork the log.
@@ -62,6 +67,10 @@ class SQLiteStore(Store):
         self._write_db: sqlite3.Connection | None = None
         self._read_db: sqlite3.Connection | None = None
         self._lock_file: IO[bytes] | None = None
+        self._inline = self.synchronous == "NORMAL"
+        self._thread_jobs = 0
+        self._commits_since_checkpoint = 0
+        self._checkpointing = False
 
     # -- lifecycle --------------------------------------------------------
 
@@ -70,6 +79,8 @@ class SQLiteStore(Store):
             await asyncio.to_thread(self._take_file_lock)
         self._write_db = await self._on(self._writer, self._connect)
         self._write_db.executescript(_SCHEMA)
+        if self._inline:  # checkpoints are ours to run, off the loop (see _committed)
+            self._write_db.execute("PRAGMA wal_autocheckpoint=0")
         self._read_db = await self._on(self._reader, self._connect)
 
     def _take_file_lock(self) -> None:
@@ -103,6 +114,42 @@ class SQLiteStore(Store):
             return await asyncio.get_running_loop().run_in_executor(pool, work)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"sqlite: {exc}") from exc
+
+    async def _write(self, work: Callable[[], T], *, heavy: bool = False) -> T:
+        """Run `work` on the write connection: inline when that is cheap and
+        nothing is queued on the writer thread, else on the writer thread."""
+        if self._inline and not heavy and self._thread_jobs == 0:
+            try:
+                return work()
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"sqlite: {exc}") from exc
+        self._thread_jobs += 1
+        try:
+            return await self._on(self._writer, work)
+        finally:
+            self._thread_jobs -= 1
+
+    def _committed(self) -> None:
+        """Every ~1,000 inline commits, fold the WAL back into the database
+        on the reader thread (PASSIVE: it never waits for, nor blocks, a writer)."""
+        if not self._inline:
+            return
+        self._commits_since_checkpoint += 1
+        if self._commits_since_checkpoint < 1000 or self._checkpointing:
+            return
+        self._commits_since_checkpoint = 0
+        self._checkpointing = True
+
+        def checkpoint() -> None:
+            self._r.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+        future = asyncio.get_running_loop().run_in_executor(self._reader, checkpoint)
+        future.add_done_callback(self._checkpoint_done)
+
+    def _checkpoint_done(self, future: asyncio.Future[None]) -> None:
+        self._checkpointing = False
+        if not future.cancelled() and future.exception() is not None:
+            self._commits_since_checkpoint = 1000  # try again at the next commit
 
     @property
     def _w(self) -> sqlite3.Connection:
@@ -163,7 +210,8 @@ class SQLiteStore(Store):
                 db.execute("ROLLBACK")
                 raise
 
-        await self._on(self._writer, work)
+        await self._write(work)
+        self._committed()
         return records
 
     async def records_since(
@@ -206,8 +254,8 @@ class SQLiteStore(Store):
                     found[(client_id, op_id)] = int(row[0])
             return found
 
-        # On the writer thread: it must see every commit made before it.
-        return await self._on(self._writer, work)
+        # On the write connection: it must see every commit made before it.
+        return await self._write(work)
 
     async def save_snapshot(self, graph_id: str, seq: int, blob: bytes, trim_upto: int) -> None:
         def work() -> None:
@@ -227,7 +275,7 @@ class SQLiteStore(Store):
                 db.execute("ROLLBACK")
                 raise
 
-        await self._on(self._writer, work)
+        await self._write(work, heavy=True)
 
     async def ping(self) -> None:
         await self._on(self._reader, lambda: self._r.execute("SELECT 1").fetchone())
