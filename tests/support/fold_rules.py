@@ -19,15 +19,18 @@ class CharSource:
     """Hands out characters never handed out before in this run, so that the
     checker can follow every inserted character through the history."""
 
+    RANGES = ((0x4E00, 0xA000), (0x3400, 0x4DC0), (0xAC00, 0xD7A4), (0x20000, 0x2A6E0))
+    """CJK, CJK extension A, Hangul, CJK extension B: ~80,000 characters,
+    each one code point (no surrogates, no combining marks)."""
+
     def __init__(self) -> None:
-        self._next = 0x4E00  # CJK: 20,000 single-code-point characters, no surrogates
+        self._codes = (code for start, stop in self.RANGES for code in range(start, stop))
 
     def take(self, count: int) -> str:
-        start = self._next
-        self._next += count
-        if self._next > 0x9FFF:
+        codes = [next(self._codes, None) for _ in range(count)]
+        if None in codes:
             raise RuntimeError("character source exhausted: shorten the run")
-        return "".join(chr(code) for code in range(start, self._next))
+        return "".join(chr(code) for code in codes if code is not None)
 
 
 def apply_broadcast(annotations: Annotations, message: Message) -> None:
