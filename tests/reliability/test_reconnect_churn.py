@@ -66,7 +66,8 @@ async def churn(server: ServerProcess, cycles: int, seed: int) -> Churn:
             for client in clients:
                 if not client.connected and rng.random() < 0.7:
                     await client.ensure_connected(full=rng.random() < 0.1)
-        report, agreed_after = await settle(clients, url_for)
+        # Every replica must agree within 2 s of the last write's ack.
+        report, agreed_after = await settle(clients, url_for, agree_within=2.0)
     finally:
         await asyncio.gather(*(client.drop() for client in clients), return_exceptions=True)
     models = [client.model for client in clients]
@@ -102,9 +103,6 @@ async def test_twenty_clients_through_random_reconnect_cycles_lose_nothing(tmp_p
         report = result.report
         assert report.ok, report.summary()
         assert report.lost == 0 and report.duplicated == 0
-        assert result.agreed_after < 2.0, (
-            f"replicas agreed {result.agreed_after:.2f} s after the last write"
-        )
         assert result.figures["aborts"] and result.figures["duplicate_acks"]
     finally:
         server.stop()

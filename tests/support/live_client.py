@@ -271,11 +271,13 @@ async def settle(
     url_for: UrlFor,
     within: float = 60.0,
     history: History | None = None,
+    agree_within: float | None = None,
 ) -> tuple[HistoryReport, float]:
     """Reconnect everyone, resend until nothing is pending, make one last
     write everyone must see, then check the whole history (by default a
-    catch_up from seq 0: the log must not be trimmed). Returns the report
-    and the seconds from the last write's ack to every client at it."""
+    catch_up from seq 0: the log must not be trimmed). `agree_within`: how
+    long every client may take to reach the last write once it is acked.
+    Returns the report and the seconds that took."""
     clients = list(clients)
 
     def caught_up() -> bool:
@@ -291,7 +293,7 @@ async def settle(
     await drive(
         clients,
         lambda: all(c.model.seq >= head and c.model.settled for c in clients),
-        within,
+        agree_within or within,
         "every client at the last write",
     )
     agreed_after = time.perf_counter() - acked_at
