@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DB ?= ./collab.db
 
-.PHONY: setup run test test-py test-js test-long lint typecheck chromium services bench bench-peers clean
+.PHONY: setup run test test-py test-js lint typecheck chromium services bench soak clean
 
 $(PY_STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -52,6 +52,15 @@ typecheck: setup
 
 bench: setup
 	$(PY) bench/run_all.py
+
+# The reliability suite at nightly sizes (RELIABILITY.md, "Long runs"): hours.
+soak: setup services
+	COLLAB_SIM_SEEDS=0:20000 COLLAB_SIM_STEPS=1000 \
+	COLLAB_STATEFUL_EXAMPLES=300 COLLAB_FUZZ_EXAMPLES=20000 \
+	COLLAB_CHURN_CYCLES=20000 COLLAB_KILL_RESTARTS=50 COLLAB_CHAOS_ACKS=20000 \
+	COLLAB_STORM_CLIENTS=3000 COLLAB_MEMORY_CYCLES=100000 COLLAB_SLOW_WRITES=1000 \
+	COLLAB_HOSTILE_EXAMPLES=3000 \
+	$(PY) -m pytest -q tests/reliability tests/integration/test_security_hostile.py
 
 clean:
 	rm -rf $(VENV) node_modules
