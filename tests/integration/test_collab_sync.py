@@ -368,3 +368,28 @@ async def test_sync_latency_report(server: ServerProcess) -> None:
     print(f"\nsync latency, {n} clients: p50 {quantiles[49]:.2f} ms, p99 {quantiles[98]:.2f} ms")
     for c in clients:
         await c.close()
+
+
+@pytest.fixture
+def fast_ping_server(tmp_path: Path) -> Any:
+    env = {"COLLAB_WS_PING_INTERVAL": "0.5", "COLLAB_WS_PING_TIMEOUT": "1"}
+    process = ServerProcess(tmp_path / "collab.db", env=env).start()
+    yield process
+    process.stop()
+
+
+async def test_websocket_ping_frames_drop_a_dead_peer(fast_ping_server: ServerProcess) -> None:
+    """A peer that stops answering (a laptop lid closed, a cable pulled: no
+    FIN ever comes) is dropped by the server's ping frames; the others see it leave."""
+    server = fast_ping_server
+    watcher = await connect(server, client_id="watcher")
+    dead = await connect(server, client_id="dead")
+    await watcher.wait_type("initial_state")
+    await dead.wait_type("initial_state")
+    await dead.send({"type": "presence", "state": {"selection": ["e1"]}})
+    await watcher.wait_type("presence")
+    dead.ws.transport.pause_reading()  # it no longer reads, so never answers a ping
+    gone = await watcher.wait_type("presence_leave", timeout=30)
+    assert gone == {"type": "presence_leave", "client_id": "dead"}
+    await watcher.close()
+    dead.ws.transport.abort()
