@@ -22,13 +22,8 @@ from typing import Any
 
 import websockets
 
-from tests.support.protocol_model import (
-    WRITE_TYPES,
-    CharSource,
-    Message,
-    ModelClient,
-    random_text_edit,
-)
+from tests.support.fold_rules import CharSource, Message, random_text_edit
+from tests.support.protocol_model import WRITE_TYPES, ModelClient
 from tests.support.server import ServerProcess
 
 COLORS = ["red", "green", "blue", "amber"]
