@@ -72,7 +72,9 @@ def handle_binary(
 
 
 def _within_rate(
-    verdict: Verdict, message: ClientMessage | ProtocolError | None, session: Session,
+    verdict: Verdict,
+    message: ClientMessage | ProtocolError | None,
+    session: Session,
     metrics: Metrics,
 ) -> bool:
     if verdict is Verdict.ALLOW:

@@ -177,8 +177,10 @@ class PostgresRevocations(Revocations):
 def make_revocations(path: str | None, store_url: str | None) -> Revocations:
     """PostgreSQL-backed when the store is PostgreSQL (every node shares them),
     else memory, kept in the SQLite file at `path` when there is one."""
-    if path is None and store_url is not None and store_url.startswith(
-        ("postgresql://", "postgres://")
+    if (
+        path is None
+        and store_url is not None
+        and store_url.startswith(("postgresql://", "postgres://"))
     ):
         return PostgresRevocations(store_url)
     return Revocations(path)

@@ -334,9 +334,7 @@ class Room:
             if current_seq != item.expected_seq:
                 self.metrics.write_refused(item.write.type, "conflict")
                 found = "does not exist" if current_seq is None else f"is at seq {current_seq}"
-                return PreconditionFailed(
-                    f"the annotation {found}, not {item.expected_seq}", op_id
-                )
+                return PreconditionFailed(f"the annotation {found}, not {item.expected_seq}", op_id)
         try:
             record = self.state.resolve(item.write, item.writer, self.clock(), self.limits)
         except ProtocolError as refusal:

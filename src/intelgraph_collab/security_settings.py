@@ -42,8 +42,8 @@ class SecuritySettings:
         secret_file = secret_file or env.get("COLLAB_SECRET_FILE") or None
         if secret_file is not None:
             secret = read_secret_file(secret_file)
-        origins = allowed_origins if allowed_origins is not None else env.get(
-            "COLLAB_ALLOWED_ORIGINS"
+        origins = (
+            allowed_origins if allowed_origins is not None else env.get("COLLAB_ALLOWED_ORIGINS")
         )
         base_rate, base_conn = RateSettings(), ConnectionSettings()
         return cls(

@@ -32,7 +32,10 @@ class ClusterNode(ServerProcess):
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.process = subprocess.Popen(
             [*COMMAND, "--host", "127.0.0.1", "--port", str(self.port), "--db", str(self.db)],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
         )
         log.close()
         try:
@@ -64,7 +67,9 @@ def ensure_redis() -> None:
         return
     subprocess.run(
         ["bash", str(REPO / "scripts" / "ensure-services.sh")],
-        check=False, capture_output=True, timeout=60,
+        check=False,
+        capture_output=True,
+        timeout=60,
     )
 
 
@@ -113,4 +118,3 @@ def nodes(cluster: Cluster) -> Iterator[Cluster]:
 
 def node_logs(cluster: Cluster) -> str:
     return "\n".join(f"--- node {n.port}\n{n.log()[-2000:]}" for n in cluster.nodes)
-

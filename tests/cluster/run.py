@@ -36,8 +36,14 @@ class Run:
         """`count` peers on one graph, round-robin over the nodes."""
         ledger = Ledger()
         peers = [
-            LivePeer(f"{graph_id}-p{i}", graph_id, cluster.nodes, i % len(cluster.nodes), ledger,
-                     seed * 1000 + i)
+            LivePeer(
+                f"{graph_id}-p{i}",
+                graph_id,
+                cluster.nodes,
+                i % len(cluster.nodes),
+                ledger,
+                seed * 1000 + i,
+            )
             for i in range(count)
         ]
         return cls(cluster, graph_id, peers, ledger)
@@ -52,9 +58,7 @@ class Run:
 
     async def settle(self, within: float = 90) -> int:
         """Wait until every write is answered and every peer sits at the head; return it."""
-        await self.ledger.until(
-            lambda: all(p.live and p.model.settled for p in self.peers), within
-        )
+        await self.ledger.until(lambda: all(p.live and p.model.settled for p in self.peers), within)
         head = await committed_head(self.cluster.postgres_url, self.graph_id)
         await self.ledger.until(
             lambda: all(p.live and p.model.seq == head for p in self.peers), within

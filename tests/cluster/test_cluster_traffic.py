@@ -23,9 +23,7 @@ async def test_thirty_clients_on_three_nodes_converge(nodes: Cluster) -> None:
     try:
         for run in runs:
             run.start()
-        await asyncio.gather(
-            *(peer.write(WRITES_PER_CLIENT) for run in runs for peer in run.peers)
-        )
+        await asyncio.gather(*(peer.write(WRITES_PER_CLIENT) for run in runs for peer in run.peers))
         for run in runs:
             await verify(run)
         await presence_crossed_nodes(runs[0].peers, runs[0])
@@ -45,8 +43,6 @@ async def presence_crossed_nodes(peers: list[LivePeer], run: Run) -> None:
     await run.ledger.until(
         lambda: all(set(p.presence) >= everyone - {p.client_id} for p in peers), 15
     )
-    on_other_nodes = [
-        (peer, other) for peer in peers for other in peers if peer.node != other.node
-    ]
+    on_other_nodes = [(peer, other) for peer in peers for other in peers if peer.node != other.node]
     assert on_other_nodes
     assert all(other.client_id in peer.presence for peer, other in on_other_nodes)

@@ -28,7 +28,9 @@ def test_redis_and_postgresql_urls_pick_the_cluster_adapters(
     assert store.url == "postgresql://collab@db.internal:5432/collab"
     assert isinstance(fanout, RedisFanOut)
     assert (fanout.url, fanout.prefix, fanout.presence_ttl) == (
-        "redis://cache.internal:6380/2", "team-a:", 7.5
+        "redis://cache.internal:6380/2",
+        "team-a:",
+        7.5,
     )
 
 

@@ -33,7 +33,8 @@ async def stop_redis() -> None:
 async def test_nodes_relink_and_back_fill_after_a_redis_restart(nodes: Cluster) -> None:
     if services.redis_address() != ("127.0.0.1", 6379):
         services.unavailable(
-            "redis", services.REDIS_URL,
+            "redis",
+            services.REDIS_URL,
             RuntimeError("this test restarts the local redis-server, which it is not"),
         )
     run = Run.spread(nodes, "redis-restart", CLIENTS, seed=11)

@@ -28,7 +28,10 @@ class TcpProxy:
     def start(self) -> TcpProxy:
         self._process = subprocess.Popen(
             [sys.executable, "-m", "tests.conformance.tcp_proxy", *map(str, self.target)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
         )
         assert self._process.stdout is not None
         self.port = int(self._process.stdout.readline())

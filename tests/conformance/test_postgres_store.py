@@ -43,9 +43,7 @@ async def test_a_write_committed_elsewhere_fails_the_whole_commit(
     await store.append(graph, 0, lambda missed: [record(1, "c1", "op-7")])
     # Another node did not know of seq 1 and resolved the same write again.
     with pytest.raises(StoreUnavailable, match="committed concurrently"):
-        await store.append(
-            graph, 1, lambda missed: [record(2, "c2", "x"), record(3, "c1", "op-7")]
-        )
+        await store.append(graph, 1, lambda missed: [record(2, "c2", "x"), record(3, "c1", "op-7")])
     stored = await store.load(graph)
     assert [r.seq for r in stored.records] == [1]
     assert await store.find_ops(graph, [("c2", "x")]) == {}
@@ -78,7 +76,10 @@ async def test_schema_migrates_once_when_nodes_start_together() -> None:
             await conn.close()
         assert [v["version"] for v in versions] == [1]
         assert [t["tablename"] for t in tables] == [
-            "collab_graphs", "collab_op_ids", "collab_ops", "collab_schema"
+            "collab_graphs",
+            "collab_op_ids",
+            "collab_ops",
+            "collab_schema",
         ]
     finally:
         await services.drop_database(url)

@@ -155,8 +155,14 @@ async def test_writes_of_authenticated_users_are_keyed_by_owner(store: Store, gr
     # With auth on, an op key scopes the client_id by its user (with a NUL
     # separator no handshake can produce): it must be stored and found as is.
     mine = OpRecord(
-        seq=1, type="annotation_delete", id="a1", client_id="tab-1", author="alice", ts=0,
-        op_id="7", owner="alice",
+        seq=1,
+        type="annotation_delete",
+        id="a1",
+        client_id="tab-1",
+        author="alice",
+        ts=0,
+        op_id="7",
+        owner="alice",
     )
     await store.append(graph, 0, lambda missed: [mine])
     assert mine.op_key is not None
@@ -218,6 +224,7 @@ async def test_concurrent_appenders_keep_seq_contiguous(
     async def writer(node: Store, name: str) -> list[int]:
         head, mine = 0, []
         for i in range(15):
+
             def build(missed: list[OpRecord], i: int = i) -> list[OpRecord]:
                 nonlocal head
                 if missed:

@@ -42,8 +42,16 @@ def server(tmp_path: Path) -> Iterator[tuple[int, int]]:
         pytest.skip("intelgraph-collab is not installed in .venv")
     port = _free_port()
     proc = subprocess.Popen(
-        [str(SERVER), "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--db", str(tmp_path / "bench.db")],
+        [
+            str(SERVER),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--db",
+            str(tmp_path / "bench.db"),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -76,11 +84,22 @@ def test_small_load_loses_nothing_and_reports_a_sane_table(
     port, pid = server
     out = tmp_path / "result.json"
     done = _bench(
-        "--url", f"ws://127.0.0.1:{port}",
-        "--preset", "small-room",
-        "--clients", "4", "--rate", "5", "--duration", "2", "--warmup", "0.5",
-        "--server-pid", str(pid),
-        "--out", str(out),
+        "--url",
+        f"ws://127.0.0.1:{port}",
+        "--preset",
+        "small-room",
+        "--clients",
+        "4",
+        "--rate",
+        "5",
+        "--duration",
+        "2",
+        "--warmup",
+        "0.5",
+        "--server-pid",
+        str(pid),
+        "--out",
+        str(out),
     )
     # 3 = the generator flagged itself saturated (a busy CI machine): still a valid run.
     assert done.returncode in (0, 3), done.stderr
@@ -107,18 +126,36 @@ def test_small_load_loses_nothing_and_reports_a_sane_table(
     assert result["server_rss_mib"] > 0
 
     table = done.stdout
-    for row in ("writes sent / acked", "deliveries expected / received (lost)",
-                "delivery latency ms", "ack latency ms", "server CPU", "generator CPU"):
+    for row in (
+        "writes sent / acked",
+        "deliveries expected / received (lost)",
+        "delivery latency ms",
+        "ack latency ms",
+        "server CPU",
+        "generator CPU",
+    ):
         assert row in table, table
 
 
 def test_json_output_is_machine_readable(server: tuple[int, int]) -> None:
     port, pid = server
     done = _bench(
-        "--url", f"ws://127.0.0.1:{port}",
-        "--preset", "many-rooms",
-        "--rooms", "2", "--clients", "2", "--rate", "4", "--duration", "1", "--warmup", "0.3",
-        "--server-pid", str(pid),
+        "--url",
+        f"ws://127.0.0.1:{port}",
+        "--preset",
+        "many-rooms",
+        "--rooms",
+        "2",
+        "--clients",
+        "2",
+        "--rate",
+        "4",
+        "--duration",
+        "1",
+        "--warmup",
+        "0.3",
+        "--server-pid",
+        str(pid),
         "--json",
     )
     assert done.returncode in (0, 3), done.stderr

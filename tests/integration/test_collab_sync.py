@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import statistics
 import time
@@ -23,7 +22,9 @@ async def connect(server: ServerProcess, graph: str = "g1", **query: Any) -> Tes
     return await TestClient.connect(server.ws_url(graph, **query))
 
 
-async def test_two_clients_see_each_others_updates_with_contiguous_seq(server: ServerProcess) -> None:
+async def test_two_clients_see_each_others_updates_with_contiguous_seq(
+    server: ServerProcess,
+) -> None:
     alice = await connect(server, client_id="a", user="alice")
     bob = await connect(server, client_id="b", user="bob")
     assert (await alice.recv())["type"] == "initial_state"
@@ -78,9 +79,7 @@ async def test_ten_clients_each_see_every_write_once_in_seq_order(server: Server
     assert state["seq"] == total
     # Field-level LWW: each annotation's label is the write with the highest seq.
     for key, annotation in state["data"].items():
-        assert annotation["seq"] == max(
-            r.annotations.get(key, {}).get("seq", 0) for r in replicas
-        )
+        assert annotation["seq"] == max(r.annotations.get(key, {}).get("seq", 0) for r in replicas)
     for client in [*clients, reader]:
         await client.close()
 
@@ -153,8 +152,12 @@ async def test_unacked_writes_resent_after_a_drop_apply_once(server: ServerProce
     acks = [await again.ack(f"op{i}") for i in range(20)]
     for ack in acks:
         if ack["op_id"] in applied:
-            assert ack == {"type": "ack", "op_id": ack["op_id"], "seq": applied[ack["op_id"]],
-                           "duplicate": True}
+            assert ack == {
+                "type": "ack",
+                "op_id": ack["op_id"],
+                "seq": applied[ack["op_id"]],
+                "duplicate": True,
+            }
     reader = await connect(server, client_id="reader")
     state = await reader.wait_type("initial_state")
     assert state["seq"] == 20, "each write applied exactly once"
@@ -177,8 +180,9 @@ async def test_a_reader_that_stops_reading_is_closed_1013_and_resyncs_losslessly
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", server.port))
-    stalled = await websockets.connect(server.ws_url("g1", client_id="stalled"), sock=sock,
-                                       max_queue=1, max_size=None)
+    stalled = await websockets.connect(
+        server.ws_url("g1", client_id="stalled"), sock=sock, max_queue=1, max_size=None
+    )
     others = [await connect(server, client_id=f"o{i}", batch=1) for i in range(3)]
     for other in others:
         await other.wait_type("initial_state")
@@ -198,13 +202,15 @@ async def test_a_reader_that_stops_reading_is_closed_1013_and_resyncs_losslessly
     while stalled.close_code is None and time.monotonic() < deadline:
         try:
             await asyncio.wait_for(stalled.recv(), 0.5)
-        except (asyncio.TimeoutError, websockets.ConnectionClosed):
+        except (TimeoutError, websockets.ConnectionClosed):
             pass
     assert stalled.close_code == 1013
     # ... and coming back with since, it loses nothing.
     back = await connect(server, client_id="stalled", since=0)
     catch_up = await back.recv(timeout=10)
-    assert catch_up["type"] == "catch_up" and [op["seq"] for op in catch_up["ops"]] == list(range(1, total + 1))
+    assert catch_up["type"] == "catch_up" and [op["seq"] for op in catch_up["ops"]] == list(
+        range(1, total + 1)
+    )
     for client in [*others, back]:
         await client.close()
 
@@ -247,7 +253,11 @@ async def test_every_malformed_frame_gets_a_typed_error_and_the_session_survives
     await client.ws.send(b"\x00\x01binary")
     assert (await client.wait_type("error"))["code"] == "bad_message"
     reader = await connect(server, client_id="r")
-    assert (await reader.wait_type("initial_state")) == {"type": "initial_state", "seq": 0, "data": {}}
+    assert (await reader.wait_type("initial_state")) == {
+        "type": "initial_state",
+        "seq": 0,
+        "data": {},
+    }
     assert not [m for m in observer.received if m["type"] == "annotation_update"]
     for c in (client, observer, reader):
         await c.close()
@@ -259,8 +269,12 @@ async def test_batch_only_for_clients_that_asked(server: ServerProcess) -> None:
     writer = await connect(server, client_id="w")
     for c in (plain, batched, writer):
         await c.wait_type("initial_state")
-    await writer.send([{"type": "annotation_update", "op_id": str(i), "payload": {"id": "b", "label": str(i)}}
-                       for i in range(200)])
+    await writer.send(
+        [
+            {"type": "annotation_update", "op_id": str(i), "payload": {"id": "b", "label": str(i)}}
+            for i in range(200)
+        ]
+    )
     for c in (plain, batched):
         for _ in range(200):
             await c.wait_type("annotation_update", timeout=10)
@@ -277,8 +291,12 @@ async def test_presence_relay_join_snapshot_and_leave(server: ServerProcess) -> 
     b = await connect(server, client_id="b", user="bob")
     assert (await b.recv())["type"] == "initial_state"
     snapshot = await b.wait_type("presence")
-    assert snapshot == {"type": "presence", "client_id": "a", "user": "alice",
-                        "state": {"selection": ["entity-7"]}}
+    assert snapshot == {
+        "type": "presence",
+        "client_id": "a",
+        "user": "alice",
+        "state": {"selection": ["entity-7"]},
+    }
     for i in range(10):  # a burst: coalesced, the last state wins
         await b.send({"type": "presence", "state": {"selection": [f"e{i}"]}})
     await b.send({"type": "ping"})

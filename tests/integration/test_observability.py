@@ -103,8 +103,9 @@ async def test_a_slow_reader_is_closed_1013_counted_and_logged(tmp_path: Path) -
         async with httpx.AsyncClient(base_url=server.http_url, timeout=10.0) as http:
             url = server.ws_url(graph, client_id="slow-tab")
             # It reads its first message, then nothing more (a frozen tab).
-            slow = await websockets.connect(url, sock=_tiny_receive_buffer_socket(url),
-                                            max_queue=1, max_size=None)
+            slow = await websockets.connect(
+                url, sock=_tiny_receive_buffer_socket(url), max_queue=1, max_size=None
+            )
             assert json.loads(await slow.recv())["type"] == "initial_state"
             writer = await TestClient.connect(server.ws_url(graph, client_id="writer", batch=1))
             await writer.wait_type("initial_state")
@@ -115,9 +116,14 @@ async def test_a_slow_reader_is_closed_1013_counted_and_logged(tmp_path: Path) -
             async def slow_reader_closed() -> float | None:
                 nonlocal rounds
                 rounds += 1
-                frame = [{"type": "annotation_update", "op_id": f"{rounds}-{index}",
-                          "payload": {"id": f"a{index}", "content": big, "round": rounds}}
-                         for index in range(16)]
+                frame = [
+                    {
+                        "type": "annotation_update",
+                        "op_id": f"{rounds}-{index}",
+                        "payload": {"id": f"a{index}", "content": big, "round": rounds},
+                    }
+                    for index in range(16)
+                ]
                 await writer.send(frame)
                 await writer.ack(f"{rounds}-15")
                 closes = metric(await scrape(http), "collab_slow_reader_closes_total")
@@ -150,8 +156,9 @@ async def test_logs_are_one_line_per_event_escaped_and_never_hold_bodies(tmp_pat
         await client.wait_type("initial_state")
         await client.update({"id": "a1", "content": secret})
         await client.wait_type("ack")
-        await client.send(json.dumps({"type": "annotation_update", "payload": {"id": 5,
-                                                                               "x": secret}}))
+        await client.send(
+            json.dumps({"type": "annotation_update", "payload": {"id": 5, "x": secret}})
+        )
         await client.wait_type("error")
         await client.close()
         async with httpx.AsyncClient(base_url=server.http_url, timeout=10.0) as http:
@@ -165,8 +172,12 @@ async def test_logs_are_one_line_per_event_escaped_and_never_hold_bodies(tmp_pat
     finally:
         server.stop()
     events = [line for line in log.splitlines() if "event=" in line]
-    assert any("event=connect" in line and 'client="evil\\nevent=forged admin=true"' in line
-               and "user=mallory" in line for line in events)
+    assert any(
+        "event=connect" in line
+        and 'client="evil\\nevent=forged admin=true"' in line
+        and "user=mallory" in line
+        for line in events
+    )
     assert any(line.split("event=", 1)[1].startswith("refused client=") for line in events)
     assert any("event=http_error method=PUT" in line and "status=400" in line for line in events)
     assert not any(line.startswith("event=forged") for line in log.splitlines())

@@ -55,8 +55,11 @@ def fuzzed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
         process.stop()
 
 
-@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
-                         ids=["schema-valid", "schema-invalid"])
+@pytest.mark.parametrize(
+    "mode",
+    [GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
+    ids=["schema-valid", "schema-invalid"],
+)
 def test_no_generated_request_gets_a_server_error_or_an_undocumented_answer(
     fuzzed_server: ServerProcess, mode: GenerationMode
 ) -> None:

@@ -38,16 +38,20 @@ def graph() -> str:
     return new_graph_id()
 
 
-async def put(http: httpx.AsyncClient, graph: str, annotation_id: str, body: Any,
-              **headers: str) -> httpx.Response:
-    return await http.put(annotation_url(graph, annotation_id), json=body,
-                          headers=_headers(headers))
+async def put(
+    http: httpx.AsyncClient, graph: str, annotation_id: str, body: Any, **headers: str
+) -> httpx.Response:
+    return await http.put(
+        annotation_url(graph, annotation_id), json=body, headers=_headers(headers)
+    )
 
 
-async def patch(http: httpx.AsyncClient, graph: str, annotation_id: str, body: Any,
-                **headers: str) -> httpx.Response:
-    return await http.patch(annotation_url(graph, annotation_id), json=body,
-                            headers=_headers(headers))
+async def patch(
+    http: httpx.AsyncClient, graph: str, annotation_id: str, body: Any, **headers: str
+) -> httpx.Response:
+    return await http.patch(
+        annotation_url(graph, annotation_id), json=body, headers=_headers(headers)
+    )
 
 
 def _headers(headers: dict[str, str]) -> dict[str, str]:
@@ -72,8 +76,15 @@ async def op_count(http: httpx.AsyncClient, graph: str) -> int:
 async def test_put_creates_and_get_reads_it_back_with_its_seq_as_etag(
     http: httpx.AsyncClient, graph: str
 ) -> None:
-    body = {"target_type": "ENTITY", "target_id": "e7", "kind": "note", "content": "seen",
-            "tags": ["lead", "port"], "confidence": "HIGH", "x-ui": {"pinned": True}}
+    body = {
+        "target_type": "ENTITY",
+        "target_id": "e7",
+        "kind": "note",
+        "content": "seen",
+        "tags": ["lead", "port"],
+        "confidence": "HIGH",
+        "x-ui": {"pinned": True},
+    }
     created = await put(http, graph, "a1", body, x_user="alice")
     assert created.status_code == 201
     assert created.headers["location"] == f"/api/graphs/{graph}/annotations/a1"
@@ -108,10 +119,12 @@ async def test_put_replaces_the_whole_annotation(http: httpx.AsyncClient, graph:
 async def test_patch_merges_fields_removes_nulls_and_applies_tag_deltas(
     http: httpx.AsyncClient, graph: str
 ) -> None:
-    await put(http, graph, "a1", {"kind": "note", "content": "keep", "color": "red",
-                                  "tags": ["a", "b"]})
-    response = await patch(http, graph, "a1",
-                           {"tags": {"add": ["c"], "remove": ["a"]}, "color": None, "label": "L"})
+    await put(
+        http, graph, "a1", {"kind": "note", "content": "keep", "color": "red", "tags": ["a", "b"]}
+    )
+    response = await patch(
+        http, graph, "a1", {"tags": {"add": ["c"], "remove": ["a"]}, "color": None, "label": "L"}
+    )
     assert response.status_code == 200
     annotation = response.json()["annotation"]
     assert annotation["tags"] == ["b", "c"]
@@ -224,8 +237,10 @@ async def test_if_match_is_checked_in_sequence_so_exactly_one_racer_wins(
 ) -> None:
     await put(http, graph, "a1", {"kind": "note"})
     racers = await asyncio.gather(
-        *(patch(http, graph, "a1", {"label": f"racer {index}"}, if_match='"1"')
-          for index in range(6))
+        *(
+            patch(http, graph, "a1", {"label": f"racer {index}"}, if_match='"1"')
+            for index in range(6)
+        )
     )
     statuses = sorted(response.status_code for response in racers)
     assert statuses == [200] + [412] * 5
@@ -241,13 +256,15 @@ async def test_if_match_is_checked_in_sequence_so_exactly_one_racer_wins(
 async def test_idempotency_key_replay_returns_the_original_result_without_a_second_write(
     http: httpx.AsyncClient, graph: str
 ) -> None:
-    first = await put(http, graph, "a1", {"kind": "note", "content": "v1"},
-                      idempotency_key="import-42")
+    first = await put(
+        http, graph, "a1", {"kind": "note", "content": "v1"}, idempotency_key="import-42"
+    )
     assert first.status_code == 201
     await patch(http, graph, "a1", {"content": "v2"})  # someone else writes in between
 
-    replay = await put(http, graph, "a1", {"kind": "note", "content": "v1"},
-                       idempotency_key="import-42")
+    replay = await put(
+        http, graph, "a1", {"kind": "note", "content": "v1"}, idempotency_key="import-42"
+    )
     assert replay.status_code == 201  # the original status
     assert replay.headers["idempotent-replayed"] == "true"
     assert replay.json()["seq"] == 1 and replay.json()["duplicate"] is True
@@ -257,8 +274,9 @@ async def test_idempotency_key_replay_returns_the_original_result_without_a_seco
     assert await op_count(http, graph) == 2
 
     delete = await http.delete(annotation_url(graph, "a1"), headers={"Idempotency-Key": "d-1"})
-    delete_again = await http.delete(annotation_url(graph, "a1"),
-                                     headers={"Idempotency-Key": "d-1"})
+    delete_again = await http.delete(
+        annotation_url(graph, "a1"), headers={"Idempotency-Key": "d-1"}
+    )
     assert delete.status_code == delete_again.status_code == 200  # not a 404 the second time
     assert delete_again.json()["seq"] == delete.json()["seq"] == 3
     assert delete_again.json()["duplicate"] is True
@@ -268,8 +286,14 @@ async def test_idempotency_keys_are_scoped_per_client_and_never_reused_across_wr
     http: httpx.AsyncClient, graph: str
 ) -> None:
     await put(http, graph, "a1", {"kind": "note"}, idempotency_key="k")
-    other_client = await put(http, graph, "a1", {"kind": "note", "label": "b"},
-                             idempotency_key="k", x_client_id="importer-2")
+    other_client = await put(
+        http,
+        graph,
+        "a1",
+        {"kind": "note", "label": "b"},
+        idempotency_key="k",
+        x_client_id="importer-2",
+    )
     assert other_client.status_code == 200 and other_client.json()["duplicate"] is False
     assert other_client.json()["op"]["client_id"] == "importer-2"
 
@@ -292,8 +316,14 @@ async def test_a_rest_write_reaches_websocket_clients_with_the_next_seq(
         ack = await viewer.wait_type("ack")
         assert ack["seq"] == 1
 
-        response = await put(http, graph, "a1", {"kind": "note", "content": "from curl"},
-                             x_user="alice", idempotency_key="curl-1")
+        response = await put(
+            http,
+            graph,
+            "a1",
+            {"kind": "note", "content": "from curl"},
+            x_user="alice",
+            idempotency_key="curl-1",
+        )
         assert response.json()["seq"] == 2
         broadcast = await viewer.wait_type("annotation_update")
         assert broadcast["seq"] == 2 and broadcast["prev"] == 1
@@ -332,8 +362,9 @@ BAD_BODIES: list[tuple[str, Any, int, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("case", "body", "status", "code"), BAD_BODIES,
-                         ids=[case[0] for case in BAD_BODIES])
+@pytest.mark.parametrize(
+    ("case", "body", "status", "code"), BAD_BODIES, ids=[case[0] for case in BAD_BODIES]
+)
 async def test_bad_bodies_get_a_typed_error_and_change_nothing(
     http: httpx.AsyncClient, graph: str, case: str, body: Any, status: int, code: str
 ) -> None:
@@ -362,6 +393,7 @@ async def test_malformed_requests_get_json_errors(http: httpx.AsyncClient, graph
     assert unknown.status_code == 404 and error_of(unknown)["code"] == "not_found"
     wrong_method = await http.post(annotation_url(graph, "a1"), json={})
     assert wrong_method.status_code == 405 and error_of(wrong_method)["code"] == "bad_message"
+
     async def chunks() -> AsyncIterator[bytes]:  # chunked: no Content-Length to refuse early
         for chunk in (b'{"content": "', b"x" * 70_000, b'"}'):
             yield chunk
@@ -375,7 +407,10 @@ async def test_openapi_schema_and_docs_are_served(http: httpx.AsyncClient) -> No
     schema = (await http.get("/openapi.json")).json()
     paths = schema["paths"]
     assert set(paths[annotation_url("{graph_id}", "{annotation_id}")]) == {
-        "get", "put", "patch", "delete"
+        "get",
+        "put",
+        "patch",
+        "delete",
     }
     assert "/api/graphs/{graph_id}/ops" in paths
     assert "/api/graphs/{graph_id}/annotations/{annotation_id}/history" in paths

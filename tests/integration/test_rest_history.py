@@ -32,13 +32,16 @@ async def http(history_server: ServerProcess) -> AsyncIterator[httpx.AsyncClient
 
 
 def iso_of(ts: int) -> str:
-    return datetime.fromtimestamp(ts / 1000, tz=UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
+    return (
+        datetime.fromtimestamp(ts / 1000, tz=UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
     )
 
 
-async def history(http: httpx.AsyncClient, graph: str, annotation_id: str,
-                  **params: Any) -> dict[str, Any]:
+async def history(
+    http: httpx.AsyncClient, graph: str, annotation_id: str, **params: Any
+) -> dict[str, Any]:
     response = await http.get(f"{annotation_url(graph, annotation_id)}/history", params=params)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
@@ -59,8 +62,11 @@ async def test_ops_pages_through_every_write_in_order_with_author_time_and_clien
                 await browser.wait_type("ack")
                 expected.append(("tab-1", "bob"))
             else:
-                response = await http.put(annotation_url(graph, f"a{index}"), json={"kind": "tag"},
-                                          headers={"X-User": "alice"})
+                response = await http.put(
+                    annotation_url(graph, f"a{index}"),
+                    json={"kind": "tag"},
+                    headers={"X-User": "alice"},
+                )
                 assert response.status_code == 201
                 expected.append(("rest:alice", "alice"))
     finally:
@@ -69,8 +75,9 @@ async def test_ops_pages_through_every_write_in_order_with_author_time_and_clien
     pages: list[dict[str, Any]] = []
     since = 0
     while True:
-        page = (await http.get(f"/api/graphs/{graph}/ops",
-                               params={"since": since, "limit": 3})).json()
+        page = (
+            await http.get(f"/api/graphs/{graph}/ops", params={"since": since, "limit": 3})
+        ).json()
         pages.append(page)
         assert page["since"] == since and page["trimmed_upto"] == 0
         since = page["next_since"]
@@ -98,8 +105,7 @@ async def test_annotation_history_lists_every_change_to_it_oldest_first(
     url = annotation_url(graph, "a1")
     await http.put(url, json={"kind": "note", "content": "v1"}, headers={"X-User": "alice"})
     await http.put(annotation_url(graph, "other"), json={"kind": "tag"})
-    await http.patch(url, json={"content": "v2", "tags": {"add": ["x"]}},
-                     headers={"X-User": "bob"})
+    await http.patch(url, json={"content": "v2", "tags": {"add": ["x"]}}, headers={"X-User": "bob"})
     await http.delete(url, headers={"X-User": "carol"})
     await http.put(url, json={"kind": "note", "content": "v3"}, headers={"X-User": "dave"})
 
@@ -108,7 +114,10 @@ async def test_annotation_history_lists_every_change_to_it_oldest_first(
     assert [change["seq"] for change in changes] == [1, 3, 4, 5]
     assert [change["author"] for change in changes] == ["alice", "bob", "carol", "dave"]
     assert [change["type"] for change in changes] == [
-        "annotation_update", "annotation_update", "annotation_delete", "annotation_update"
+        "annotation_update",
+        "annotation_update",
+        "annotation_delete",
+        "annotation_update",
     ]
     assert changes[1]["payload"]["tags"] == ["x"] and changes[1]["payload"]["content"] == "v2"
     assert changes[3]["payload"]["created_by"] == "dave"  # re-created afresh after the delete
@@ -140,14 +149,18 @@ async def test_history_after_compaction_starts_from_the_snapshot_base(tmp_path: 
     graph = new_graph_id()
     try:
         async with httpx.AsyncClient(base_url=server.http_url, timeout=10.0) as http:
-            await http.put(annotation_url(graph, "a1"), json={"kind": "note", "content": "first"},
-                           headers={"X-User": "alice"})
+            await http.put(
+                annotation_url(graph, "a1"),
+                json={"kind": "note", "content": "first"},
+                headers={"X-User": "alice"},
+            )
             await http.put(annotation_url(graph, "gone"), json={"kind": "note"})
             await http.delete(annotation_url(graph, "gone"))
             for index in range(9):  # seq 4..12
                 await http.patch(annotation_url(graph, "busy"), json={"label": str(index)})
-            await http.patch(annotation_url(graph, "a1"), json={"content": "late"},
-                             headers={"X-User": "bob"})  # seq 13, after the snapshot
+            await http.patch(
+                annotation_url(graph, "a1"), json={"content": "late"}, headers={"X-User": "bob"}
+            )  # seq 13, after the snapshot
 
             async def trimmed() -> dict[str, Any] | None:
                 page = (await http.get(f"/api/graphs/{graph}/ops")).json()

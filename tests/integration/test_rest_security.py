@@ -50,9 +50,11 @@ async def seed(http: httpx.AsyncClient, graph: str) -> None:
     for annotation_id, body in writes:
         response = await http.put(annotation_url(graph, annotation_id), json=body, headers=CLEARED)
         assert response.status_code == 201, response.text
-    moved = await http.patch(annotation_url(graph, "open"),
-                             json={"enclave": "FIVE_EYES", "content": SECRET_TEXT},
-                             headers=CLEARED)
+    moved = await http.patch(
+        annotation_url(graph, "open"),
+        json={"enclave": "FIVE_EYES", "content": SECRET_TEXT},
+        headers=CLEARED,
+    )
     assert moved.status_code == 200
     other = await http.put(annotation_url(graph, "plain"), json={"kind": "note"}, headers=CLEARED)
     assert other.status_code == 201
@@ -72,7 +74,9 @@ async def test_ops_show_each_caller_only_what_its_clearance_may_see(
     page = response.json()
     # The secret write is never announced; the move out reaches bob as a delete.
     assert [(op["seq"], op["type"]) for op in page["ops"]] == [
-        (1, "annotation_update"), (3, "annotation_delete"), (4, "annotation_update")
+        (1, "annotation_update"),
+        (3, "annotation_delete"),
+        (4, "annotation_update"),
     ]
     assert page["next_since"] == 4 and page["more"] is False
     assert SECRET_TEXT not in response.text and "FIVE_EYES" not in response.text
@@ -91,7 +95,8 @@ async def test_history_of_a_hidden_annotation_is_not_found_and_a_moved_one_ends_
 
     moved = await http.get(f"{annotation_url(graph, 'open')}/history", headers=UNCLEARED)
     assert [change["type"] for change in moved.json()["changes"]] == [
-        "annotation_update", "annotation_delete"
+        "annotation_update",
+        "annotation_delete",
     ]
     assert SECRET_TEXT not in moved.text
 
@@ -103,7 +108,8 @@ async def test_a_precondition_on_a_hidden_annotation_tells_nothing_of_it(
     await seed(http, graph)
     for method, body in (("PATCH", {"label": "x"}), ("DELETE", None)):
         response = await http.request(
-            method, annotation_url(graph, "secret"),
+            method,
+            annotation_url(graph, "secret"),
             content=None if body is None else json.dumps(body),
             headers={**UNCLEARED, "If-Match": '"1"', "content-type": "application/json"},
         )

@@ -209,9 +209,23 @@ async def test_without_a_secret_loopback_runs_open_and_says_so(tmp_path: Path) -
 def test_without_a_secret_a_non_loopback_address_is_refused(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith("COLLAB_")}
     result = subprocess.run(
-        [sys.executable, "-m", "intelgraph_collab.cli", "serve", "--host", "0.0.0.0",
-         "--port", str(free_port()), "--db", str(tmp_path / "open.db")],
-        env=env, cwd=REPO, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "intelgraph_collab.cli",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(free_port()),
+            "--db",
+            str(tmp_path / "open.db"),
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "refusing to serve 0.0.0.0 without authentication" in result.stderr
@@ -219,10 +233,21 @@ def test_without_a_secret_a_non_loopback_address_is_refused(tmp_path: Path) -> N
 
 def test_a_short_secret_is_refused(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "intelgraph_collab.cli", "serve", "--port", str(free_port()),
-         "--db", str(tmp_path / "short.db")],
+        [
+            sys.executable,
+            "-m",
+            "intelgraph_collab.cli",
+            "serve",
+            "--port",
+            str(free_port()),
+            "--db",
+            str(tmp_path / "short.db"),
+        ],
         env={**os.environ, "COLLAB_SECRET": "too-short"},
-        cwd=REPO, capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "at least 32 bytes" in result.stderr
@@ -246,11 +271,27 @@ async def test_secret_file_turns_auth_on(tmp_path: Path) -> None:
 
 def test_token_command_mints_a_token_the_server_accepts(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "intelgraph_collab.cli", "token", "--user", "alice",
-         "--role", "editor", "--graphs", "g1", "--clearance", "UNCLASSIFIED,FIVE_EYES",
-         "--ttl", "8h"],
+        [
+            sys.executable,
+            "-m",
+            "intelgraph_collab.cli",
+            "token",
+            "--user",
+            "alice",
+            "--role",
+            "editor",
+            "--graphs",
+            "g1",
+            "--clearance",
+            "UNCLASSIFIED,FIVE_EYES",
+            "--ttl",
+            "8h",
+        ],
         env={**os.environ, "COLLAB_SECRET": SECRET},
-        cwd=REPO, capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     claims = decode_claims(SECRET, result.stdout.strip())

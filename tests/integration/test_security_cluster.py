@@ -32,8 +32,11 @@ def cluster(tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     nodes: list[ServerProcess] = []
     try:
         for name in ("a", "b"):
-            nodes.append(ServerProcess(tmp_path / f"{name}.db", env={"COLLAB_SECRET": SECRET},
-                                       args=args).start())
+            nodes.append(
+                ServerProcess(
+                    tmp_path / f"{name}.db", env={"COLLAB_SECRET": SECRET}, args=args
+                ).start()
+            )
         yield nodes[0], nodes[1]
     finally:
         for node in nodes:
@@ -51,8 +54,11 @@ async def test_a_revocation_reaches_every_node(
     bystander, _ = await joined(node_b, "g-cluster", token("carol"))
 
     response = await asyncio.to_thread(
-        httpx.post, f"{node_a.http_url}/api/admin/revoke", json={"user": "bob"},
-        headers={"Authorization": f"Bearer {token('root', role='admin')}"}, timeout=10.0,
+        httpx.post,
+        f"{node_a.http_url}/api/admin/revoke",
+        json={"user": "bob"},
+        headers={"Authorization": f"Bearer {token('root', role='admin')}"},
+        timeout=10.0,
     )
     assert response.status_code == 200
     assert response.json()["sessions_closed"] == 0  # bob was on the other node

@@ -65,8 +65,15 @@ async def next_write(client: TestClient) -> dict[str, Any]:
 async def test_initial_state_and_broadcasts_are_filtered(secure: ServerProcess, graph: str) -> None:
     alice, _ = await joined(secure, graph, cleared())
     await write(alice, {"id": "open-1", "kind": "note"})
-    await write(alice, {"id": "secret-1", "kind": "note", "enclave": SECRET_ENCLAVE,
-                        "content": "the source is codename-x"})
+    await write(
+        alice,
+        {
+            "id": "secret-1",
+            "kind": "note",
+            "enclave": SECRET_ENCLAVE,
+            "content": "the source is codename-x",
+        },
+    )
 
     bob, bob_first = await joined(secure, graph, uncleared())
     assert set(bob_first["data"]) == {"open-1"}
@@ -74,8 +81,16 @@ async def test_initial_state_and_broadcasts_are_filtered(secure: ServerProcess, 
     assert set(peer_first["data"]) == {"open-1", "secret-1"}
 
     await write(alice, {"id": "secret-2", "enclave": SECRET_ENCLAVE, "label": "codename-y"})
-    await alice.send({"type": "text_op", "op_id": "t1", "id": "secret-1",
-                      "field": "content", "base": bob_first["seq"], "ops": [24, "!"]})
+    await alice.send(
+        {
+            "type": "text_op",
+            "op_id": "t1",
+            "id": "secret-1",
+            "field": "content",
+            "base": bob_first["seq"],
+            "ops": [24, "!"],
+        }
+    )
     assert (await alice.ack("t1"))["type"] == "ack"
     last = await write(alice, {"id": "open-2", "kind": "note"})
 
@@ -134,8 +149,11 @@ async def test_presence_does_not_reveal_hidden_selections(
     bob, _ = await joined(secure, graph, uncleared())
     peer, _ = await joined(secure, graph, token("carol", clearance=[SECRET_ENCLAVE]))
 
-    state = {"selection": ["secret-sel", "open-sel", "entity-7"], "editing": "secret-sel",
-             "name": "Alice"}
+    state = {
+        "selection": ["secret-sel", "open-sel", "entity-7"],
+        "editing": "secret-sel",
+        "name": "Alice",
+    }
     await alice.send({"type": "presence", "state": state})
     to_bob = await bob.wait_type("presence")
     assert to_bob["client_id"] == "alice-tab"
@@ -154,8 +172,16 @@ async def test_presence_does_not_reveal_hidden_selections(
 async def test_moving_out_of_and_into_a_clearance(secure: ServerProcess, graph: str) -> None:
     alice, _ = await joined(secure, graph, cleared())
     await write(alice, {"id": "mover", "kind": "note", "content": "visible for now"})
-    await write(alice, {"id": "hidden", "kind": "note", "enclave": SECRET_ENCLAVE,
-                        "content": "was secret", "tags": ["t1"]})
+    await write(
+        alice,
+        {
+            "id": "hidden",
+            "kind": "note",
+            "enclave": SECRET_ENCLAVE,
+            "content": "was secret",
+            "tags": ["t1"],
+        },
+    )
     bob, first = await joined(secure, graph, uncleared(), client_id="bob-moves")
     assert set(first["data"]) == {"mover"}
 
@@ -207,8 +233,13 @@ async def test_writes_outside_the_clearance_are_forbidden(
         {"type": "annotation_update", "payload": {"id": "secret-w", "enclave": None}},
         {"type": "annotation_update", "recreate": True, "payload": {"id": "secret-w"}},
         {"type": "annotation_delete", "id": "secret-w"},
-        {"type": "text_op", "id": "secret-w", "field": "content", "base": first["seq"],
-         "ops": [3, "!"]},
+        {
+            "type": "text_op",
+            "id": "secret-w",
+            "field": "content",
+            "base": first["seq"],
+            "ops": [3, "!"],
+        },
     ]
     for attempt in attempts:
         op_id = uuid.uuid4().hex

@@ -56,12 +56,18 @@ def graph() -> str:
 async def test_foreign_origin_is_refused_before_accept(secure: ServerProcess, graph: str) -> None:
     headers = {"Authorization": f"Bearer {token('alice')}"}
     url = secure.ws_url(graph)
-    assert await handshake_status(url, origin="https://evil.example",
-                                  additional_headers=headers) == 403
+    assert (
+        await handshake_status(url, origin="https://evil.example", additional_headers=headers)
+        == 403
+    )
     assert await handshake_status(url, origin="null", additional_headers=headers) == 403
     # Another port on the same host is another origin.
-    assert await handshake_status(url, origin=f"http://127.0.0.1:{secure.port + 1}",
-                                  additional_headers=headers) == 403
+    assert (
+        await handshake_status(
+            url, origin=f"http://127.0.0.1:{secure.port + 1}", additional_headers=headers
+        )
+        == 403
+    )
 
 
 async def test_own_origin_and_no_origin_are_accepted(secure: ServerProcess, graph: str) -> None:
@@ -98,8 +104,11 @@ async def test_oversized_message_is_refused_and_the_session_goes_on(
 ) -> None:
     client, first = await joined(secure, graph, token("alice"))
     watcher, _ = await joined(secure, graph, token("wat", role="viewer"))
-    big = {"type": "annotation_update", "op_id": "big",
-           "payload": {"id": "a1", "content": "x" * (65 * 1024)}}
+    big = {
+        "type": "annotation_update",
+        "op_id": "big",
+        "payload": {"id": "a1", "content": "x" * (65 * 1024)},
+    }
     await client.send(big)
     reply = await client.ack("big")
     assert (reply["type"], reply["code"]) == ("error", "too_large")

@@ -101,11 +101,20 @@ async def test_commenter_writes_notes_only(secure: ServerProcess, graph: str) ->
     note = {"type": "annotation_update", "payload": {"id": "n1", "kind": "note", "content": "ab"}}
     created = await answer(commenter, note)
     assert created["type"] == "ack"
-    edited = await answer(commenter, {"type": "text_op", "id": "n1", "field": "content",
-                                      "base": created["seq"], "ops": [2, "c"]})
+    edited = await answer(
+        commenter,
+        {
+            "type": "text_op",
+            "id": "n1",
+            "field": "content",
+            "base": created["seq"],
+            "ops": [2, "c"],
+        },
+    )
     assert edited["type"] == "ack"
-    retyped = await answer(commenter, {"type": "annotation_update",
-                                       "payload": {"id": "n1", "kind": "tag"}})
+    retyped = await answer(
+        commenter, {"type": "annotation_update", "payload": {"id": "n1", "kind": "tag"}}
+    )
     assert retyped["code"] == "forbidden"
     deleted = await answer(commenter, {"type": "annotation_delete", "id": "n1"})
     assert deleted["type"] == "ack"
@@ -118,10 +127,23 @@ async def test_forged_author_and_server_stamps_are_ignored(
 ) -> None:
     alice, _ = await joined(secure, graph, token("alice"), user="mallory")
     watcher, _ = await joined(secure, graph, token("wat", role="viewer"))
-    forged = {"id": "f1", "kind": "note", "created_by": "mallory", "updated_by": "mallory",
-              "created_at": "2000-01-01T00:00:00.000Z", "seq": 999_999}
-    reply = await answer(alice, {"type": "annotation_update", "payload": forged,
-                                 "author": "mallory", "client_id": "someone-else"})
+    forged = {
+        "id": "f1",
+        "kind": "note",
+        "created_by": "mallory",
+        "updated_by": "mallory",
+        "created_at": "2000-01-01T00:00:00.000Z",
+        "seq": 999_999,
+    }
+    reply = await answer(
+        alice,
+        {
+            "type": "annotation_update",
+            "payload": forged,
+            "author": "mallory",
+            "client_id": "someone-else",
+        },
+    )
     assert reply["type"] == "ack"
     broadcast = await watcher.wait_type("annotation_update")
     assert broadcast["author"] == "alice"
@@ -141,8 +163,10 @@ async def test_forged_author_and_server_stamps_are_ignored(
     via_rest = await watcher.wait_type("annotation_update")
     assert via_rest["author"] == "alice"
     assert via_rest["payload"]["created_by"] == "alice"
-    stored = await http.get(f"/api/graphs/{graph}/annotations/f2",
-                            headers={"Authorization": f"Bearer {token('wat', role='viewer')}"})
+    stored = await http.get(
+        f"/api/graphs/{graph}/annotations/f2",
+        headers={"Authorization": f"Bearer {token('wat', role='viewer')}"},
+    )
     assert stored.json()["annotation"]["created_by"] == "alice"
     for client in (alice, watcher):
         await client.close()
@@ -156,28 +180,34 @@ async def test_rest_path_applies_the_same_rules(
     assert anonymous.status_code == 401
     assert anonymous.headers["www-authenticate"] == "Bearer"
     other_graph = await http.put(
-        url, json={"kind": "note"},
+        url,
+        json={"kind": "note"},
         headers={"Authorization": f"Bearer {token('alice', graphs=['elsewhere'])}"},
     )
     assert other_graph.status_code == 403
     viewer = await http.put(
-        url, json={"kind": "note"},
+        url,
+        json={"kind": "note"},
         headers={"Authorization": f"Bearer {token('vic', role='viewer')}"},
     )
     assert (viewer.status_code, viewer.json()["error"]["code"]) == (403, "forbidden")
     commenter_tag = await http.put(
-        url, json={"kind": "tag"},
+        url,
+        json={"kind": "tag"},
         headers={"Authorization": f"Bearer {token('cam', role='commenter')}"},
     )
     assert (commenter_tag.status_code, commenter_tag.json()["error"]["code"]) == (403, "forbidden")
     secret_write = await http.put(
-        url, json={"kind": "note", "enclave": "FIVE_EYES"},
+        url,
+        json={"kind": "note", "enclave": "FIVE_EYES"},
         headers={"Authorization": f"Bearer {token('bob', clearance=[])}"},
     )
     assert (secret_write.status_code, secret_write.json()["error"]["code"]) == (403, "forbidden")
     # Nothing of the above was applied.
-    listed = await http.get(f"/api/graphs/{graph}/annotations",
-                            headers={"Authorization": f"Bearer {token('root', role='admin')}"})
+    listed = await http.get(
+        f"/api/graphs/{graph}/annotations",
+        headers={"Authorization": f"Bearer {token('root', role='admin')}"},
+    )
     assert listed.json()["annotations"] == []
 
     cleared = {"Authorization": f"Bearer {token('alice', clearance=['FIVE_EYES'])}"}

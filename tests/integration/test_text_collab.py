@@ -32,7 +32,9 @@ class Typist:
 
     async def connect(self) -> None:
         since = self.applied if self.client is not None else None
-        self.client = await TestClient.connect(self.server.ws_url("g", client_id=self.name, since=since, batch=1))
+        self.client = await TestClient.connect(
+            self.server.ws_url("g", client_id=self.name, since=since, batch=1)
+        )
         first = await self.client.recv()
         if first["type"] == "initial_state":
             self.port.reset(first["data"][NOTE].get(FIELD, ""), first["seq"])
@@ -88,8 +90,16 @@ class Typist:
     async def _send(self, op: tuple[int, list[int | str]], op_id: str) -> None:
         assert self.client is not None
         base, ops = op
-        await self.client.send({"type": "text_op", "op_id": op_id, "id": NOTE, "field": FIELD,
-                                "base": base, "ops": ops})
+        await self.client.send(
+            {
+                "type": "text_op",
+                "op_id": op_id,
+                "id": NOTE,
+                "field": FIELD,
+                "base": base,
+                "ops": ops,
+            }
+        )
 
     async def type_something(self, rng: random.Random) -> None:
         text = self.port.text
@@ -97,7 +107,7 @@ class Typist:
         if length and rng.random() < 0.3:
             at = rng.randrange(length)
             count = rng.randint(1, min(3, length - at))
-            self.deleted.update(text[at:at + count])
+            self.deleted.update(text[at : at + count])
             ops: list[int | str] = [at, -count, length - at - count]
         else:
             at = rng.randint(0, length)

@@ -61,13 +61,17 @@ class TestClient:
     async def recv(self, timeout: float = 20.0) -> Message:
         return await asyncio.wait_for(self.inbox.get(), timeout)
 
-    async def wait_for(self, predicate: Callable[[Message], bool], timeout: float = 20.0) -> Message:
+    async def wait_for(
+        self, predicate: Callable[[Message], bool], timeout: float = 20.0
+    ) -> Message:
         """The next message matching `predicate` (earlier ones are consumed)."""
+
         async def scan() -> Message:
             while True:
                 message = await self.inbox.get()
                 if predicate(message):
                     return message
+
         return await asyncio.wait_for(scan(), timeout)
 
     async def wait_type(self, kind: str, timeout: float = 20.0) -> Message:
@@ -120,7 +124,9 @@ class Replica:
             payload = message["payload"]
             current = self.annotations.get(payload["id"])
             if current is None or message.get("recreate"):
-                self.annotations[payload["id"]] = {k: v for k, v in payload.items() if v is not None}
+                self.annotations[payload["id"]] = {
+                    k: v for k, v in payload.items() if v is not None
+                }
             else:
                 for key, value in payload.items():
                     if value is None:
@@ -131,5 +137,9 @@ class Replica:
             self.annotations.pop(message["id"], None)
         else:
             annotation = self.annotations[message["id"]]
-            annotation[message["field"]] = text_ot.apply(annotation.get(message["field"]) or "", message["ops"])
-            annotation.update(updated_by=message["author"], updated_at=iso_utc(message["ts"]), seq=message["seq"])
+            annotation[message["field"]] = text_ot.apply(
+                annotation.get(message["field"]) or "", message["ops"]
+            )
+            annotation.update(
+                updated_by=message["author"], updated_at=iso_utc(message["ts"]), seq=message["seq"]
+            )

@@ -35,8 +35,9 @@ def samples(metrics_text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], f
     return found
 
 
-def metric(page: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str,
-           **labels: str) -> float:
+def metric(
+    page: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float:
     """One sample's value; 0 when absent (a labelled counter not yet touched)."""
     return page.get((name, frozenset(labels.items())), 0.0)
 
@@ -47,8 +48,9 @@ async def scrape(http: httpx.AsyncClient) -> dict[tuple[str, frozenset[tuple[str
     return samples(response.text)
 
 
-async def wait_until(probe: Callable[[], Awaitable[T | None]], within: float = 10.0,
-                     what: str = "condition") -> T:
+async def wait_until(
+    probe: Callable[[], Awaitable[T | None]], within: float = 10.0, what: str = "condition"
+) -> T:
     """Poll `probe` until it returns something other than None (or raise after `within` s)."""
     deadline = time.monotonic() + within
     while True:

@@ -21,7 +21,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_for_port(port: int, timeout: float = 60.0, process: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(
+    port: int, timeout: float = 60.0, process: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -36,8 +38,13 @@ def wait_for_port(port: int, timeout: float = 60.0, process: subprocess.Popen[by
 class ServerProcess:
     """One `intelgraph-collab serve` process; `restart()` keeps port and database."""
 
-    def __init__(self, db: Path, port: int | None = None, env: dict[str, str] | None = None,
-                 args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        db: Path,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+    ) -> None:
         self.db = db
         self.port = port or free_port()
         self.env = {**os.environ, "COLLAB_LOG_LEVEL": "warning", **(env or {})}
@@ -57,8 +64,20 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.process = subprocess.Popen(
-            [*COMMAND, "--host", "127.0.0.1", "--port", str(self.port), "--db", str(self.db), *self.args],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+            [
+                *COMMAND,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--db",
+                str(self.db),
+                *self.args,
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
         )
         log.close()
         wait_for_port(self.port, process=self.process)
@@ -91,5 +110,7 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def start_server(tmp_path: Path, env: dict[str, str] | None = None, args: list[str] | None = None) -> ServerProcess:
+def start_server(
+    tmp_path: Path, env: dict[str, str] | None = None, args: list[str] | None = None
+) -> ServerProcess:
     return ServerProcess(tmp_path / "collab.db", env=env, args=args).start()

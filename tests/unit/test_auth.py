@@ -28,8 +28,14 @@ NOW = 1_800_000_000.0
 
 
 def mint(**overrides: object) -> str:
-    claims: dict[str, object] = {"user": "alice", "role": "editor", "graphs": ["g1"],
-                                 "clearance": ["FIVE_EYES"], "ttl_seconds": 60, "now": NOW}
+    claims: dict[str, object] = {
+        "user": "alice",
+        "role": "editor",
+        "graphs": ["g1"],
+        "clearance": ["FIVE_EYES"],
+        "ttl_seconds": 60,
+        "now": NOW,
+    }
     claims.update(overrides)
     return mint_token(SECRET, **claims)  # type: ignore[arg-type]
 
@@ -46,23 +52,45 @@ def test_a_minted_token_round_trips() -> None:
 @pytest.mark.parametrize(
     "token, reason",
     [
-        (mint_token("x" * 40, user="a", role="editor", graphs=["*"], ttl_seconds=60, now=NOW),
-         "invalid token"),
+        (
+            mint_token("x" * 40, user="a", role="editor", graphs=["*"], ttl_seconds=60, now=NOW),
+            "invalid token",
+        ),
         (mint(now=NOW - 120), "expired"),
-        (jwt.encode({"sub": "a", "role": "admin", "graphs": ["*"], "exp": NOW + 60}, None,
-                    algorithm="none"), "invalid token"),
-        (jwt.encode({"sub": "a", "role": "admin", "graphs": ["*"], "exp": NOW + 60}, SECRET * 2,
-                    algorithm="HS512"), "invalid token"),
-        (jwt.encode({"sub": "a", "role": "root", "graphs": ["*"], "exp": NOW + 60}, SECRET),
-         "`role`"),
-        (jwt.encode({"sub": "a", "role": "editor", "graphs": "g1", "exp": NOW + 60}, SECRET),
-         "`graphs`"),
+        (
+            jwt.encode(
+                {"sub": "a", "role": "admin", "graphs": ["*"], "exp": NOW + 60},
+                None,
+                algorithm="none",
+            ),
+            "invalid token",
+        ),
+        (
+            jwt.encode(
+                {"sub": "a", "role": "admin", "graphs": ["*"], "exp": NOW + 60},
+                SECRET * 2,
+                algorithm="HS512",
+            ),
+            "invalid token",
+        ),
+        (
+            jwt.encode({"sub": "a", "role": "root", "graphs": ["*"], "exp": NOW + 60}, SECRET),
+            "`role`",
+        ),
+        (
+            jwt.encode({"sub": "a", "role": "editor", "graphs": "g1", "exp": NOW + 60}, SECRET),
+            "`graphs`",
+        ),
         (jwt.encode({"sub": "a", "role": "editor", "exp": NOW + 60}, SECRET), "`graphs`"),
-        (jwt.encode({"sub": "a", "role": "editor", "graphs": ["g"], "clearance": [1],
-                     "exp": NOW + 60}, SECRET), "`clearance`"),
+        (
+            jwt.encode(
+                {"sub": "a", "role": "editor", "graphs": ["g"], "clearance": [1], "exp": NOW + 60},
+                SECRET,
+            ),
+            "`clearance`",
+        ),
         (jwt.encode({"sub": "a", "role": "editor", "graphs": ["g"]}, SECRET), "invalid token"),
-        (jwt.encode({"role": "editor", "graphs": ["g"], "exp": NOW + 60}, SECRET),
-         "invalid token"),
+        (jwt.encode({"role": "editor", "graphs": ["g"], "exp": NOW + 60}, SECRET), "invalid token"),
         ("not.a.token", "invalid token"),
         ("", "invalid token"),
     ],
@@ -83,8 +111,10 @@ def test_short_secrets_are_refused() -> None:
     assert check_secret(SECRET + "\n") == SECRET.encode()
 
 
-@pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("15m", 900),
-                                           ("8h", 28800), ("7d", 604800), ("1.5h", 5400)])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [("90", 90), ("90s", 90), ("15m", 900), ("8h", 28800), ("7d", 604800), ("1.5h", 5400)],
+)
 def test_ttl_parsing(text: str, seconds: float) -> None:
     assert parse_ttl(text) == seconds
 
@@ -119,8 +149,9 @@ async def test_revocation_refuses_tokens_issued_up_to_it(tmp_path: Path) -> None
         auth.authenticate(mint(now=NOW + 0.5))  # issued in the same millisecond
     assert auth.authenticate(mint(now=NOW + 0.501)).user == "alice"
     assert auth.authenticate(mint(user="bob", now=NOW - 10)).user == "bob"
-    without_iat = jwt.encode({"sub": "alice", "role": "editor", "graphs": ["g1"],
-                              "exp": NOW + 600}, SECRET)
+    without_iat = jwt.encode(
+        {"sub": "alice", "role": "editor", "graphs": ["g1"], "exp": NOW + 600}, SECRET
+    )
     with pytest.raises(Unauthenticated, match="revoked"):
         auth.authenticate(without_iat)
 
@@ -142,8 +173,9 @@ def test_admit_checks_the_graph_and_is_off_without_a_secret() -> None:
 
 
 def test_identity_comes_from_the_token_not_the_parameters() -> None:
-    claims = decode_claims(SECRET, mint(role="commenter", clearance=["UNCLASSIFIED", "FVEY"]),
-                           now=NOW)
+    claims = decode_claims(
+        SECRET, mint(role="commenter", clearance=["UNCLASSIFIED", "FVEY"]), now=NOW
+    )
     identity = identity_for(claims, "tab-1", "mallory")
     assert (identity.user, identity.role) == ("alice", "commenter")
     assert identity.clearance == {"FVEY"}  # UNCLASSIFIED implied: one audience per real set
@@ -169,14 +201,17 @@ def test_exp_must_be_a_number(exp: object) -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5),
-                                                                     children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
     max_leaves=10,
 )
 claim_sets = st.fixed_dictionaries(
     {},
-    optional={name: json_values | st.just(["g1"]) | st.just("editor") | st.just(NOW + 60)
-              for name in ("sub", "role", "graphs", "clearance", "exp", "iat", "nbf")},
+    optional={
+        name: json_values | st.just(["g1"]) | st.just("editor") | st.just(NOW + 60)
+        for name in ("sub", "role", "graphs", "clearance", "exp", "iat", "nbf")
+    },
 )
 
 
@@ -191,8 +226,12 @@ def test_any_signed_claims_verify_or_are_refused_cleanly(claims: dict[str, objec
         verified = decode_claims(SECRET, token, now=NOW)
     except Unauthenticated:
         return
-    assert isinstance(verified.user, str) and verified.role in ("viewer", "commenter",
-                                                                 "editor", "admin")
+    assert isinstance(verified.user, str) and verified.role in (
+        "viewer",
+        "commenter",
+        "editor",
+        "admin",
+    )
 
 
 @given(st.text(max_size=200))

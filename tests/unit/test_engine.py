@@ -67,7 +67,11 @@ def test_field_level_last_writer_wins_in_server_order() -> None:
     apply(state, update({"id": "a", "label": "y"}), ALICE, T0 + 9)
     annotation = state.annotations["a"]
     assert (annotation["color"], annotation["label"]) == ("blue", "y")
-    assert (annotation["created_by"], annotation["updated_by"], annotation["seq"]) == ("alice", "alice", 3)
+    assert (annotation["created_by"], annotation["updated_by"], annotation["seq"]) == (
+        "alice",
+        "alice",
+        3,
+    )
 
 
 def test_null_removes_a_field_and_absent_fields_stay() -> None:
@@ -207,10 +211,15 @@ tag_delta = st.builds(
     st.lists(st.sampled_from(TAGS), max_size=2),
     st.lists(st.sampled_from(TAGS), max_size=1),
 )
-tag_set = st.builds(lambda i, tags: update({"id": i, "tags": tags}), st.sampled_from(IDS),
-                    st.lists(st.sampled_from(TAGS), max_size=3))
+tag_set = st.builds(
+    lambda i, tags: update({"id": i, "tags": tags}),
+    st.sampled_from(IDS),
+    st.lists(st.sampled_from(TAGS), max_size=3),
+)
 delete = st.builds(lambda i: AnnotationDelete(id=i), st.sampled_from(IDS))
-recreate = st.builds(lambda i: update({"id": i, "label": "re"}, recreate=True), st.sampled_from(IDS))
+recreate = st.builds(
+    lambda i: update({"id": i, "label": "re"}, recreate=True), st.sampled_from(IDS)
+)
 text_edit = st.builds(
     lambda i, pos, text: ("text", i, pos, text),
     st.sampled_from(IDS),
@@ -218,8 +227,10 @@ text_edit = st.builds(
     st.text(alphabet="xyz😀é", min_size=1, max_size=3),
 )
 writes = st.lists(
-    st.tuples(st.sampled_from([ALICE, BOB, Writer("c-carol", "carol")]),
-              st.one_of(field_update, tag_delta, tag_set, delete, recreate, text_edit)),
+    st.tuples(
+        st.sampled_from([ALICE, BOB, Writer("c-carol", "carol")]),
+        st.one_of(field_update, tag_delta, tag_set, delete, recreate, text_edit),
+    ),
     max_size=60,
 )
 
@@ -232,8 +243,12 @@ def _materialize(state: GraphState, spec: Any) -> Write:
     _, annotation_id, pos, text = spec
     current = state.annotations.get(annotation_id, {}).get("content", "")
     at = min(pos, len(current))
-    return TextOp(id=annotation_id, field="content", base=state.seq,
-                  ops=[op for op in (at, text, len(current) - at) if op != 0])
+    return TextOp(
+        id=annotation_id,
+        field="content",
+        base=state.seq,
+        ops=[op for op in (at, text, len(current) - at) if op != 0],
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -272,8 +287,11 @@ def test_tag_additions_are_never_lost_and_delete_wins(history: list[Any]) -> Non
         try:
             record = server.resolve(write, writer, T0, LIMITS)
         except ProtocolError as refusal:
-            if (isinstance(write, AnnotationUpdate) and not write.recreate
-                    and write.payload["id"] in deleted):
+            if (
+                isinstance(write, AnnotationUpdate)
+                and not write.recreate
+                and write.payload["id"] in deleted
+            ):
                 assert refusal.code == "conflict"
             continue
         if isinstance(write, AnnotationUpdate) and write.payload["id"] in deleted:

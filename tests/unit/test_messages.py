@@ -47,7 +47,9 @@ def test_each_message_type_decodes_to_its_struct() -> None:
 
 
 def test_a_bad_element_of_a_batch_does_not_spoil_the_others() -> None:
-    results = decode_frame('[{"type":"ping"},{"type":"nope","op_id":"9"},{"type":"ping"}]', Limits())
+    results = decode_frame(
+        '[{"type":"ping"},{"type":"nope","op_id":"9"},{"type":"ping"}]', Limits()
+    )
     assert isinstance(results[0], Ping) and isinstance(results[2], Ping)
     refusal = results[1]
     assert isinstance(refusal, ProtocolError)
@@ -55,7 +57,9 @@ def test_a_bad_element_of_a_batch_does_not_spoil_the_others() -> None:
 
 
 def test_refusals_carry_the_op_id_of_the_message() -> None:
-    [refusal] = decode_frame('{"type":"annotation_update","op_id":"x7","payload":{"id":5}}', Limits())
+    [refusal] = decode_frame(
+        '{"type":"annotation_update","op_id":"x7","payload":{"id":5}}', Limits()
+    )
     assert isinstance(refusal, ProtocolError)
     assert refusal.to_message() == {
         "type": "error",

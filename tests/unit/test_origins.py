@@ -22,18 +22,21 @@ def test_normalise() -> None:
         assert normalise(bad) is None
 
 
-@pytest.mark.parametrize("origin, allowed", [
-    (None, True),
-    ("http://127.0.0.1:8000", True),
-    ("http://localhost:8000", True),
-    ("https://localhost:8000", True),
-    ("http://[::1]:8000", True),
-    ("http://127.0.0.1:8001", False),
-    ("http://localhost", False),
-    ("https://evil.example", False),
-    ("http://localhost.evil.example:8000", False),
-    ("null", False),
-])
+@pytest.mark.parametrize(
+    "origin, allowed",
+    [
+        (None, True),
+        ("http://127.0.0.1:8000", True),
+        ("http://localhost:8000", True),
+        ("https://localhost:8000", True),
+        ("http://[::1]:8000", True),
+        ("http://127.0.0.1:8001", False),
+        ("http://localhost", False),
+        ("https://evil.example", False),
+        ("http://localhost.evil.example:8000", False),
+        ("null", False),
+    ],
+)
 def test_default_is_the_own_origin_on_loopback(origin: str | None, allowed: bool) -> None:
     policy = OriginPolicy(None, "127.0.0.1", 8000)
     assert policy.allows(origin, "127.0.0.1:8000") is allowed
@@ -53,8 +56,9 @@ def test_bound_everywhere_the_request_host_is_own() -> None:
 
 
 def test_configured_origins_replace_the_default() -> None:
-    policy = OriginPolicy(parse_origins("https://app.example, http://localhost:5173/"),
-                          "127.0.0.1", 8000)
+    policy = OriginPolicy(
+        parse_origins("https://app.example, http://localhost:5173/"), "127.0.0.1", 8000
+    )
     assert policy.allows("https://app.example", "127.0.0.1:8000")
     assert policy.allows("https://APP.example:443", "127.0.0.1:8000")
     assert policy.allows("http://localhost:5173", "127.0.0.1:8000")

@@ -43,14 +43,23 @@ annotations = st.none() | st.fixed_dictionaries(
 )
 payloads = st.fixed_dictionaries(
     {"id": st.just("a1")},
-    optional={"enclave": st.none() | st.sampled_from(ENCLAVES),
-              "kind": st.none() | st.sampled_from(KINDS), "color": st.just("red")},
+    optional={
+        "enclave": st.none() | st.sampled_from(ENCLAVES),
+        "kind": st.none() | st.sampled_from(KINDS),
+        "color": st.just("red"),
+    },
 )
 writes: st.SearchStrategy[Write] = st.one_of(
     st.builds(AnnotationUpdate, payload=payloads, op_id=st.just("o1"), recreate=st.booleans()),
     st.builds(AnnotationDelete, id=st.just("a1"), op_id=st.just("o2")),
-    st.builds(TextOp, id=st.just("a1"), field=st.just("content"), base=st.just(0),
-              ops=st.just(["x"]), op_id=st.just("o3")),
+    st.builds(
+        TextOp,
+        id=st.just("a1"),
+        field=st.just("content"),
+        base=st.just(0),
+        ops=st.just(["x"]),
+        op_id=st.just("o3"),
+    ),
 )
 
 
@@ -89,9 +98,11 @@ def test_the_rules_of_the_issue(
 def test_refusals_never_name_a_hidden_enclave() -> None:
     secret = {"id": "a1", "enclave": "TOP_SECRET"}
     writer = Writer("c1", "bob", "editor", frozenset())
-    for write in (AnnotationUpdate(payload={"id": "a1", "color": "red"}),
-                  AnnotationDelete(id="a1"),
-                  TextOp(id="a1", field="content", base=0, ops=["x"])):
+    for write in (
+        AnnotationUpdate(payload={"id": "a1", "color": "red"}),
+        AnnotationDelete(id="a1"),
+        TextOp(id="a1", field="content", base=0, ops=["x"]),
+    ):
         with pytest.raises(ProtocolError) as refused:
             authorize_write(write, writer, secret)
         assert "TOP_SECRET" not in refused.value.message
@@ -149,8 +160,9 @@ def strings_in(value: Any) -> set[str]:
 
 
 @given(states, st.frozensets(st.sampled_from(["FIVE_EYES", "NOFORN"])))
-def test_redacted_presence_mentions_nothing_hidden(state: dict[str, Any],
-                                                   clearance: frozenset[str]) -> None:
+def test_redacted_presence_mentions_nothing_hidden(
+    state: dict[str, Any], clearance: frozenset[str]
+) -> None:
     hidden = hidden_from(STATE_ANNOTATIONS, clearance)
     before = json.dumps(state)
     redacted = redact_presence(state, hidden)
@@ -164,11 +176,16 @@ def test_redacted_presence_mentions_nothing_hidden(state: dict[str, Any],
 
 
 def test_redaction_example() -> None:
-    state = {"selection": ["secret", "open", "entity-7"], "editing": "secret",
-             "secret": {"x": 1}, "nested": {"caret": {"id": "secret", "at": 3}, "keep": 1}}
+    state = {
+        "selection": ["secret", "open", "entity-7"],
+        "editing": "secret",
+        "secret": {"x": 1},
+        "nested": {"caret": {"id": "secret", "at": 3}, "keep": 1},
+    }
     hidden = hidden_from(STATE_ANNOTATIONS, frozenset())
     assert redact_presence(state, hidden) == {
-        "selection": ["open", "entity-7"], "nested": {"caret": {"at": 3}, "keep": 1},
+        "selection": ["open", "entity-7"],
+        "nested": {"caret": {"at": 3}, "keep": 1},
     }
     assert state["selection"] == ["secret", "open", "entity-7"]
 

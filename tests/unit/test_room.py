@@ -42,11 +42,15 @@ class Capture:
 
 def session(client_id: str) -> tuple[Session, Capture]:
     capture = Capture()
-    return Session(Identity(client_id, client_id), capture.send_text, capture.close, batch=True), capture
+    return Session(
+        Identity(client_id, client_id), capture.send_text, capture.close, batch=True
+    ), capture
 
 
 def update(payload: dict[str, Any], op_id: str) -> AnnotationUpdate:
-    message = decode_message({"type": "annotation_update", "op_id": op_id, "payload": payload}, Limits())
+    message = decode_message(
+        {"type": "annotation_update", "op_id": op_id, "payload": payload}, Limits()
+    )
     assert isinstance(message, AnnotationUpdate)
     return message
 
@@ -81,8 +85,9 @@ async def test_dedupe_survives_a_reload_of_the_room_from_the_store() -> None:
     assert outcome is not None and (await outcome).seq == 1
     await room.stop()
     reloaded = await loaded_room(store)
-    again = reloaded.submit(update({"id": "a", "label": "x"}, "op-1"), Writer("w", "w"), None,
-                            want_result=True)
+    again = reloaded.submit(
+        update({"id": "a", "label": "x"}, "op-1"), Writer("w", "w"), None, want_result=True
+    )
     assert again is not None
     result = await again
     assert (result.seq, result.duplicate) == (1, True) and reloaded.head == 1
@@ -96,8 +101,11 @@ async def test_acks_and_broadcasts_reach_each_client_in_seq_order() -> None:
     room.join(a, None)
     room.join(b, None)
     for i in range(20):  # one group commit holds writes from both
-        room.submit(update({"id": "x", "label": str(i)}, f"{i}"), Writer("a" if i % 2 else "b", None),
-                    a if i % 2 else b)
+        room.submit(
+            update({"id": "x", "label": str(i)}, f"{i}"),
+            Writer("a" if i % 2 else "b", None),
+            a if i % 2 else b,
+        )
     for end in (a_end, b_end):
         messages = await end.wait(21)
         assert [m["seq"] for m in messages[1:]] == list(range(1, 21))

@@ -53,39 +53,126 @@ def hand_transform() -> list[Case]:
     """Concurrent pairs with results worked out by hand."""
     rows = [
         # name, text, a, b, a_prime, b_prime, result
-        ("tie-break on empty text: a (sequenced first) goes left",
-         "", ["a"], ["b"], ["a", 1], [1, "b"], "ab"),
-        ("tie-break in the middle",
-         "xy", [1, "A", 1], [1, "B", 1], [1, "A", 2], [2, "B", 1], "xABy"),
-        ("tie-break at the end",
-         "xy", [2, "A"], [2, "B"], [2, "A", 1], [3, "B"], "xyAB"),
-        ("tie-break between emoji inserts",
-         EMOJI, [EMOJI, 1], [PARTY, 1], [EMOJI, 2], [1, PARTY, 1], EMOJI + PARTY + EMOJI),
-        ("emoji are one position each",
-         EMOJI * 2, [1, PARTY, 1], [2, "\u2728"], [1, PARTY, 2], [3, "\u2728"],
-         EMOJI + PARTY + EMOJI + "\u2728"),
-        ("overlapping deletes delete the overlap once",
-         "abcdef", [1, -3, 2], [2, -3, 1], [1, -1, 1], [1, -1, 1], "af"),
+        (
+            "tie-break on empty text: a (sequenced first) goes left",
+            "",
+            ["a"],
+            ["b"],
+            ["a", 1],
+            [1, "b"],
+            "ab",
+        ),
+        (
+            "tie-break in the middle",
+            "xy",
+            [1, "A", 1],
+            [1, "B", 1],
+            [1, "A", 2],
+            [2, "B", 1],
+            "xABy",
+        ),
+        ("tie-break at the end", "xy", [2, "A"], [2, "B"], [2, "A", 1], [3, "B"], "xyAB"),
+        (
+            "tie-break between emoji inserts",
+            EMOJI,
+            [EMOJI, 1],
+            [PARTY, 1],
+            [EMOJI, 2],
+            [1, PARTY, 1],
+            EMOJI + PARTY + EMOJI,
+        ),
+        (
+            "emoji are one position each",
+            EMOJI * 2,
+            [1, PARTY, 1],
+            [2, "\u2728"],
+            [1, PARTY, 2],
+            [3, "\u2728"],
+            EMOJI + PARTY + EMOJI + "\u2728",
+        ),
+        (
+            "overlapping deletes delete the overlap once",
+            "abcdef",
+            [1, -3, 2],
+            [2, -3, 1],
+            [1, -1, 1],
+            [1, -1, 1],
+            "af",
+        ),
         ("the same delete twice", "abc", [-3], [-3], [], [], ""),
-        ("deletes at both edges against an insert at the end",
-         "hello", [-1, 3, -1], [5, "!"], [-1, 3, -1, 1], [3, "!"], "ell!"),
-        ("an insert inside a deleted range survives",
-         "abcd", [1, -2, 1], [2, "X", 2], [1, -1, 1, -1, 1], [1, "X", 1], "aXd"),
-        ("both replace the same character",
-         "abc", [1, "X", -1, 1], [1, "Y", -1, 1], [1, "X", 2], [2, "Y", 1], "aXYc"),
-        ("insert at the start against a delete of the first character",
-         "abc", ["X", 3], [-1, 2], ["X", 2], [1, -1, 2], "Xbc"),
-        ("insert at the end against a delete of everything",
-         "ab", [2, "Z"], [-2], ["Z"], [-2, 1], "Z"),
-        ("combining mark: delete the mark of e + U+0301",
-         "cafe" + ACUTE, [4, -1], [5, "s"], [4, -1, 1], [4, "s"], "cafes"),
-        ("combining mark: insert between a letter and its mark",
-         "e" + ACUTE, [1, "\u0308", 1], [2, "!"], [1, "\u0308", 2], [3, "!"],
-         "e\u0308" + ACUTE + "!"),
-        ("a ZWJ sequence counts 5 code points",
-         FAMILY, [5, "!"], [-5], ["!"], [-5, 1], "!"),
-        ("both insert at 0; b also deletes the emoji after",
-         EMOJI + "x", ["A", 2], ["B", -1, 1], ["A", 2], [1, "B", -1, 1], "ABx"),
+        (
+            "deletes at both edges against an insert at the end",
+            "hello",
+            [-1, 3, -1],
+            [5, "!"],
+            [-1, 3, -1, 1],
+            [3, "!"],
+            "ell!",
+        ),
+        (
+            "an insert inside a deleted range survives",
+            "abcd",
+            [1, -2, 1],
+            [2, "X", 2],
+            [1, -1, 1, -1, 1],
+            [1, "X", 1],
+            "aXd",
+        ),
+        (
+            "both replace the same character",
+            "abc",
+            [1, "X", -1, 1],
+            [1, "Y", -1, 1],
+            [1, "X", 2],
+            [2, "Y", 1],
+            "aXYc",
+        ),
+        (
+            "insert at the start against a delete of the first character",
+            "abc",
+            ["X", 3],
+            [-1, 2],
+            ["X", 2],
+            [1, -1, 2],
+            "Xbc",
+        ),
+        (
+            "insert at the end against a delete of everything",
+            "ab",
+            [2, "Z"],
+            [-2],
+            ["Z"],
+            [-2, 1],
+            "Z",
+        ),
+        (
+            "combining mark: delete the mark of e + U+0301",
+            "cafe" + ACUTE,
+            [4, -1],
+            [5, "s"],
+            [4, -1, 1],
+            [4, "s"],
+            "cafes",
+        ),
+        (
+            "combining mark: insert between a letter and its mark",
+            "e" + ACUTE,
+            [1, "\u0308", 1],
+            [2, "!"],
+            [1, "\u0308", 2],
+            [3, "!"],
+            "e\u0308" + ACUTE + "!",
+        ),
+        ("a ZWJ sequence counts 5 code points", FAMILY, [5, "!"], [-5], ["!"], [-5, 1], "!"),
+        (
+            "both insert at 0; b also deletes the emoji after",
+            EMOJI + "x",
+            ["A", 2],
+            ["B", -1, 1],
+            ["A", 2],
+            [1, "B", -1, 1],
+            "ABx",
+        ),
         ("no-ops", "abc", [3], [3], [3], [3], "abc"),
         ("empty ops on empty text", "", [], [], [], [], ""),
     ]
@@ -100,12 +187,30 @@ def hand_compose() -> list[Case]:
         # name, text, a, b, composed, result
         ("insert then insert inside it", "", ["ab"], [1, "X", 1], ["aXb"], "aXb"),
         ("insert then delete it all", "", ["abc"], [-3], [], ""),
-        ("delete then insert at the same place",
-         "abc", [1, -1, 1], [1, "X", 1], [1, "X", -1, 1], "aXc"),
-        ("typing an emoji after an emoji",
-         EMOJI, [1, PARTY], [2, "!"], [1, PARTY + "!"], EMOJI + PARTY + "!"),
-        ("delete at both edges, one after the other",
-         "hello", [-1, 4], [3, -1], [-1, 3, -1], "ell"),
+        (
+            "delete then insert at the same place",
+            "abc",
+            [1, -1, 1],
+            [1, "X", 1],
+            [1, "X", -1, 1],
+            "aXc",
+        ),
+        (
+            "typing an emoji after an emoji",
+            EMOJI,
+            [1, PARTY],
+            [2, "!"],
+            [1, PARTY + "!"],
+            EMOJI + PARTY + "!",
+        ),
+        (
+            "delete at both edges, one after the other",
+            "hello",
+            [-1, 4],
+            [3, -1],
+            [-1, 3, -1],
+            "ell",
+        ),
         ("retain-only ops compose to a retain", "ab", [2], [2], [2], "ab"),
     ]
     return [
@@ -207,8 +312,7 @@ def transform_position_cases() -> list[Case]:
         ("caret at the start of a remote replacement stays", [1, "XY", -2, 1], 1, False, 1),
     ]
     return [
-        {"name": n, "op": op, "position": p, "own": own, "result": r}
-        for n, op, p, own, r in rows
+        {"name": n, "op": op, "position": p, "own": own, "result": r} for n, op, p, own, r in rows
     ]
 
 
@@ -230,8 +334,13 @@ def diff_cases() -> list[Case]:
         ("the same edit without a caret: the diff picks the end", "aa", "aaa", None, [2, "a"]),
         ("backspace of the first 'a' of 'aaa'", "aaa", "aa", 0, [-1, 2]),
         ("emoji replaced by emoji", "a" + EMOJI + "b", "a" + PARTY + "b", 2, [1, PARTY, -1, 1]),
-        ("emoji sharing a high surrogate are not split",
-         EMOJI, "\U0001f601", 1, ["\U0001f601", -1]),
+        (
+            "emoji sharing a high surrogate are not split",
+            EMOJI,
+            "\U0001f601",
+            1,
+            ["\U0001f601", -1],
+        ),
         ("into empty", "", "x", 1, ["x"]),
         ("cleared", "abc", "", 0, [-3]),
         ("unchanged", "abc", "abc", 1, [3]),
@@ -276,8 +385,17 @@ def random_transform(rng: random.Random, count: int) -> list[Case]:
         a, b = random_op(rng, text), random_op(rng, text)
         a_prime, b_prime = text_ot.transform(a, b)
         result = text_ot.apply(text_ot.apply(text, a), b_prime)
-        cases.append({"name": f"random {i}", "text": text, "a": a, "b": b,
-                      "a_prime": a_prime, "b_prime": b_prime, "result": result})
+        cases.append(
+            {
+                "name": f"random {i}",
+                "text": text,
+                "a": a,
+                "b": b,
+                "a_prime": a_prime,
+                "b_prime": b_prime,
+                "result": result,
+            }
+        )
     return cases
 
 
@@ -288,8 +406,16 @@ def random_compose(rng: random.Random, count: int) -> list[Case]:
         a = random_op(rng, text)
         b = random_op(rng, text_ot.apply(text, a))
         composed = text_ot.compose(a, b)
-        cases.append({"name": f"random {i}", "text": text, "a": a, "b": b,
-                      "composed": composed, "result": text_ot.apply(text, composed)})
+        cases.append(
+            {
+                "name": f"random {i}",
+                "text": text,
+                "a": a,
+                "b": b,
+                "composed": composed,
+                "result": text_ot.apply(text, composed),
+            }
+        )
     return cases
 
 

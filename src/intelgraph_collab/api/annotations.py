@@ -101,9 +101,7 @@ async def list_annotations(
         return JsonBody({**body, "annotations": selected})
 
 
-@router.get(
-    "/annotations/{annotation_id}", response_model=AnnotationRead, responses=_READ_ERRORS
-)
+@router.get("/annotations/{annotation_id}", response_model=AnnotationRead, responses=_READ_ERRORS)
 async def get_annotation(
     graph_id: GraphId, annotation_id: AnnotationId, caller: Caller, service: ServiceDep
 ) -> Response:
@@ -168,9 +166,7 @@ async def patch_annotation(
     return await _write(service, graph_id, annotation_id, caller, document, if_match)
 
 
-@router.delete(
-    "/annotations/{annotation_id}", response_model=WriteResult, responses=_WRITE_ERRORS
-)
+@router.delete("/annotations/{annotation_id}", response_model=WriteResult, responses=_WRITE_ERRORS)
 async def delete_annotation(
     graph_id: GraphId,
     annotation_id: AnnotationId,
@@ -232,8 +228,9 @@ async def _write(
             record = await _original(room, outcome.seq)
             if record is not None and (record.id != annotation_id or record.type != message.type):
                 raise ProtocolError(
-                    "conflict", "this Idempotency-Key was used for another write (seq "
-                    f"{outcome.seq}); use a new key per write"
+                    "conflict",
+                    "this Idempotency-Key was used for another write (seq "
+                    f"{outcome.seq}); use a new key per write",
                 )
         annotation = _visible(room, annotation_id, caller.clearance)
         body = {
@@ -243,8 +240,10 @@ async def _write(
             "op": None if record is None else op_view(record, caller.clearance),
             "annotation": annotation,
         }
-        created = record is not None and record.type == "annotation_update" and (
-            record.enclave_before is None
+        created = (
+            record is not None
+            and record.type == "annotation_update"
+            and (record.enclave_before is None)
         )
         headers = etag(annotation["seq"]) if annotation is not None else {}
         if created:

@@ -30,8 +30,11 @@ class BodyLimit:
 
         async def receive_bounded() -> Message:
             nonlocal received
-            if declared is not None and declared.isascii() and declared.isdigit() and (
-                int(declared) > self.max_bytes
+            if (
+                declared is not None
+                and declared.isascii()
+                and declared.isdigit()
+                and (int(declared) > self.max_bytes)
             ):
                 raise too_large
             message = await receive()

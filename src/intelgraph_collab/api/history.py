@@ -76,8 +76,7 @@ async def annotation_history(
     changes = [
         (record.seq, view)
         for record in stored.records
-        if record.id == annotation_id
-        and (view := op_view(record, caller.clearance)) is not None
+        if record.id == annotation_id and (view := op_view(record, caller.clearance)) is not None
     ]
     compacted_past_since = stored.trimmed_upto > since
     base = None
@@ -118,4 +117,3 @@ def _base(
         # caller who may see everything, or who sees some of its changes.
         return None
     return {"seq": stored.snapshot_seq, "annotation": annotation, "deleted_at": deleted_at}
-

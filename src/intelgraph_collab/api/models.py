@@ -35,9 +35,16 @@ class AnnotationFields(BaseModel):
 
     model_config = ConfigDict(
         extra="allow",
-        json_schema_extra={"example": {"target_type": "ENTITY", "target_id": "entity-7",
-                                       "kind": "note", "content": "seen at the port",
-                                       "tags": ["lead"], "confidence": "MEDIUM"}},
+        json_schema_extra={
+            "example": {
+                "target_type": "ENTITY",
+                "target_id": "entity-7",
+                "kind": "note",
+                "content": "seen at the port",
+                "tags": ["lead"],
+                "confidence": "MEDIUM",
+            }
+        },
     )
     id: str | None = Field(None, description="Optional; must equal the id in the path.")
     target_type: TargetType | None = None
