@@ -355,10 +355,13 @@ def cell(result: dict[str, Any] | None, preset: str) -> str:
         best = result.get("max_sustained_rate")
         if best is None:
             return "< first step"
-        return f"{'≥' if result.get('generator_bound') else ''}{best:,}"
+        return f"{'≥' if result.get('generator_bound') else ''}{best:,.0f}"
     if preset == "slow-reader":
         a, b = result.get("p99_without_ms"), result.get("p99_with_ms")
         if a is None or b is None:
+            runs = result.get("runs", {})
+            if any(r.get("saturated") for r in runs.values()):
+                return "saturated"
             return "—"
         lost = result.get("lost_with", 0)
         return f"{a:.1f} → {b:.1f} (x{b / a:.2f})" + (f" lost {lost}" if lost else "")
@@ -484,8 +487,10 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"{preset} -> {target}")
                 result = run_pair(target, preset, args, Path(tmp), stamp)
                 run["results"][preset][target] = result
-                log(f"  {cell(result, preset)}" + (f" {result['error']}" if "error" in result
-                                                     else ""))
+                log(
+                    f"  {cell(result, preset)}"
+                    + (f" {result['error']}" if "error" in result else "")
+                )
                 out.write_text(json.dumps(run, indent=2))
     run["finished"] = time.strftime("%Y%m%d-%H%M%S")
     out.write_text(json.dumps(run, indent=2))

@@ -42,8 +42,7 @@ def rate_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
         ),
         (
             "deliveries expected / received (lost)",
-            f"{fmt(r['deliveries_expected'])} / {fmt(r['deliveries_received'])}"
-            f" ({fmt(r['lost'])})",
+            f"{fmt(r['deliveries_expected'])} / {fmt(r['deliveries_received'])} ({fmt(r['lost'])})",
         ),
         ("delivery latency ms p50/p90/p99/p99.9/max", latency_cells(r["latency_ms"])),
         ("ack latency ms p50/p90/p99/p99.9/max", latency_cells(r["ack_latency_ms"])),
@@ -54,8 +53,10 @@ def rate_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
         ("server CPU", fmt(r.get("server_cpu_pct"), 0, " %")),
         ("generator CPU", fmt(r.get("generator_cpu_pct"), 0, " %")),
         ("generator loop lag p99", fmt(r.get("loop_lag_p99_ms"), 2, " ms")),
-        ("other processes' CPU (VM steal)",
-         fmt(r.get("other_cpu_pct"), 0, " %") + f" ({fmt(r.get('steal_cpu_pct'), 0, ' %')})"),
+        (
+            "other processes' CPU (VM steal)",
+            fmt(r.get("other_cpu_pct"), 0, " %") + f" ({fmt(r.get('steal_cpu_pct'), 0, ' %')})",
+        ),
     ]
     if r.get("server_rss_mib") is not None:
         rows.append(("server RSS", fmt(r["server_rss_mib"], 1, " MiB")))
@@ -82,8 +83,17 @@ def render(result: dict[str, Any], console: Console, title: str = "") -> None:
         console.print(table)
     elif kind == "ramp":
         table = Table(title=title or f"ramp: 1 room x {result['clients']} clients")
-        for col in ("target writes/s", "achieved", "p50 ms", "p99 ms", "max ms", "lost",
-                    "server CPU %", "gen CPU %", "ok"):
+        for col in (
+            "target writes/s",
+            "achieved",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "lost",
+            "server CPU %",
+            "gen CPU %",
+            "ok",
+        ):
             table.add_column(col, justify="right")
         for step in result["steps"]:
             lat = step["latency_ms"] or {}
@@ -96,8 +106,9 @@ def render(result: dict[str, Any], console: Console, title: str = "") -> None:
                 fmt(step["lost"]),
                 fmt(step.get("server_cpu_pct"), 0),
                 fmt(step.get("generator_cpu_pct"), 0),
-                "saturated" if step["saturated"] else ("yes" if step is result["best_step"]
-                                                       or _passed(step, result) else "no"),
+                "saturated"
+                if step["saturated"]
+                else ("yes" if step is result["best_step"] or _passed(step, result) else "no"),
             )
         console.print(table)
         bound = " (generator-bound: the server may go higher)" if result["generator_bound"] else ""

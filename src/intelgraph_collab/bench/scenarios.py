@@ -279,9 +279,7 @@ async def _drive(
         writes_planned=int(len(writers) * spec.rate * spec.duration),
         other_cpu_percent=other_pct,
     )
-    receivers_per_write = (
-        col.deliveries_expected / col.writes_sent if col.writes_sent else 0.0
-    )
+    receivers_per_write = col.deliveries_expected / col.writes_sent if col.writes_sent else 0.0
     delivered_rate = (
         col.deliveries_received / receivers_per_write / spec.duration
         if receivers_per_write
@@ -321,9 +319,7 @@ async def _drive(
     return result
 
 
-async def _run_rate_node(
-    target: Target, spec: RateSpec, progress: ProgressFn
-) -> dict[str, Any]:
+async def _run_rate_node(target: Target, spec: RateSpec, progress: ProgressFn) -> dict[str, Any]:
     """The same steady load, driven by the Node Yjs client (bench/peers/yjs_load.mjs)."""
     assert target.yjs_driver is not None
     config = {
@@ -367,8 +363,9 @@ async def _run_rate_node(
         loop_lag_p99_ms=raw["loop_lag_p99_ms"],
         send_lag_p99_ms=raw["send_lag_p99_ms"],
         writes_sent=col.writes_sent,
-        writes_planned=int((spec.clients * spec.rooms - spec.slow_reader) * spec.rate
-                           * spec.duration),
+        writes_planned=int(
+            (spec.clients * spec.rooms - spec.slow_reader) * spec.rate * spec.duration
+        ),
         other_cpu_percent=raw["other_cpu_pct"],
     )
     writers = spec.clients * spec.rooms - (1 if spec.slow_reader else 0)
@@ -408,9 +405,7 @@ async def _run_rate_node(
     return result
 
 
-def base_result(
-    target: Target, kind: str, col: Collector, reasons: list[str]
-) -> dict[str, Any]:
+def base_result(target: Target, kind: str, col: Collector, reasons: list[str]) -> dict[str, Any]:
     """The fields every result has (JSON schema 'intelgraph-collab-bench/1')."""
     latency = summarize_ns(col.delivery_ns)
     ack = summarize_ns(col.ack_ns)
@@ -441,7 +436,20 @@ def base_result(
 # -- ramp ------------------------------------------------------------------
 
 RAMP_STEPS: tuple[int, ...] = (
-    250, 500, 1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000, 10000, 12000, 16000,
+    250,
+    500,
+    1000,
+    1500,
+    2000,
+    2500,
+    3000,
+    4000,
+    5000,
+    6000,
+    8000,
+    10000,
+    12000,
+    16000,
 )
 
 

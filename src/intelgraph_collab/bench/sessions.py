@@ -449,6 +449,5 @@ class HocuspocusSession(YjsSession):
 
 
 SESSIONS: dict[str, type[Session]] = {
-    cls.protocol: cls
-    for cls in (IntelGraphSession, NaiveSession, YjsSession, HocuspocusSession)
+    cls.protocol: cls for cls in (IntelGraphSession, NaiveSession, YjsSession, HocuspocusSession)
 }
