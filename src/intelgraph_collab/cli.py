@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+import gc
 import logging
 import sys
 from typing import Any
@@ -100,13 +100,21 @@ def serve_forever(config: Config) -> int:
         lifespan="on",
     )
     server = GracefulServer(uv_config)
+    # The cyclic GC's full collections walk every live room's state and
+    # pause the loop for tens of ms (bench/BENCHMARKS.md); our objects rarely
+    # form cycles. Start-up objects are frozen out of it, and collections
+    # are made rarer.
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     print(
         f"IntelGraph Collab listening on http://{config.host}:{config.port} "
         f"(WebSocket ws://{config.host}:{config.port}/ws/collaborate/{{graph_id}}; "
         f"store: {config.store or 'sqlite ' + config.db})",
         flush=True,
     )
-    asyncio.run(server.serve())
+    # server.run(), not asyncio.run(server.serve()): only run() builds the
+    # loop from `loop="uvloop"` (asyncio.run would silently use the default loop).
+    server.run()
     return 0
 
 
