@@ -10,7 +10,7 @@ state without the ids of annotations its clearance hides.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from .audiences import Audiences, encode
@@ -28,13 +28,16 @@ class PresenceRelay:
         self,
         graph_id: str,
         audiences: Audiences,
-        annotations: Callable[[], Mapping[str, Annotation]],
+        annotations: Mapping[str, Annotation],
         limits: Limits,
         fanout: FanOut | None,
     ) -> None:
         self.graph_id = graph_id
         self._audiences = audiences
-        self._annotations = annotations
+        self.annotations = annotations
+        """The room's live annotations (to redact hidden ids); the room swaps
+        it when it reloads. Not a callback into the room: that would be a
+        reference cycle, and an unloaded room would wait for the cyclic GC."""
         self._limits = limits
         self._fanout = fanout if fanout is not None and not fanout.solo else None
         self._local: dict[Session, dict[str, Any]] = {}
@@ -122,7 +125,7 @@ class PresenceRelay:
     def _visible(self, state: dict[str, Any], clearance: Clearance) -> dict[str, Any]:
         if clearance is None:
             return state
-        return redact_presence(state, hidden_from(self._annotations(), clearance))
+        return redact_presence(state, hidden_from(self.annotations, clearance))
 
     def _entry_message(self, entry: PresenceEntry, clearance: Clearance) -> dict[str, Any]:
         return _message(entry.client_id, entry.user, self._visible(entry.state, clearance))

@@ -115,7 +115,7 @@ class Room:
         self._op_seqs: dict[OpKey, int] = {}
         self._audiences = Audiences()
         self.presence = PresenceRelay(
-            graph_id, self._audiences, lambda: self.state.annotations, limits, fanout
+            graph_id, self._audiences, self.state.annotations, limits, fanout
         )
         self._writes: list[_PendingWrite] = []
         self._joins: list[tuple[Session, int | None]] = []
@@ -153,6 +153,7 @@ class Room:
             if record.seq > state.seq:
                 state.fold(record)
         self.state = state
+        self.presence.annotations = state.annotations
         self.trimmed_upto = stored.trimmed_upto
         self.snapshot_seq = stored.snapshot_seq
         self.recent.extend(stored.records)

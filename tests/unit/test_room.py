@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import weakref
 from typing import Any
 
 from intelgraph_collab.metrics import Metrics
@@ -143,3 +145,30 @@ async def test_rooms_unload_when_idle_and_reload_on_next_use() -> None:
     async with rooms.holding("g1") as again:
         assert again.head == 1 and again.state.annotations["a"]["seq"] == 1
     await rooms.close()
+
+
+async def test_an_unloaded_room_is_freed_without_the_cyclic_gc() -> None:
+    """The server makes full collections rare (cli.py): an unloaded room must
+    be freed by reference counting alone, or memory grows with every graph
+    ever opened."""
+    rooms = Rooms(MemoryStore(), Limits(), RoomSettings(), Metrics(), idle_seconds=0.01)
+    gc.disable()
+    try:
+        room = await rooms.acquire("g")
+        alive = weakref.ref(room)
+        member, _ = session("c")
+        room.join(member, None)
+        outcome = room.submit(update({"id": "a"}, "1"), Writer("c", None), member, want_result=True)
+        assert outcome is not None
+        await outcome
+        room.set_presence(member, {"selection": ["a"]})
+        await asyncio.sleep(0)
+        room.leave(member)
+        member.detach()
+        rooms.release("g")
+        del room, outcome
+        async with asyncio.timeout(5):
+            while len(rooms) or alive() is not None:
+                await asyncio.sleep(0.01)
+    finally:
+        gc.enable()
