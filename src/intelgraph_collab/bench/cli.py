@@ -31,7 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="intelgraph-collab bench",
         description="Load generator for IntelGraph Collab (and, for comparison, its peers).",
     )
-    p.add_argument("--url", default="ws://127.0.0.1:8000", help="server base URL (ws://host:port)")
+    p.add_argument(
+        "--url",
+        default="ws://127.0.0.1:8000",
+        help="server base URL (ws://host:port); several, comma-separated, for the nodes of "
+        "one cluster: clients are spread over them (cross-node latency)",
+    )
     p.add_argument(
         "--protocol",
         default="intelgraph",
@@ -71,12 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def make_target(args: argparse.Namespace) -> Target:
-    url = urlparse(args.url)
-    if url.scheme != "ws" or not url.hostname:
-        raise SystemExit(f"--url must be ws://host:port, got {args.url!r}")
+    nodes = []
+    for text in args.url.split(","):
+        url = urlparse(text.strip())
+        if url.scheme != "ws" or not url.hostname:
+            raise SystemExit(f"--url must be ws://host:port[,ws://host:port...], got {args.url!r}")
+        nodes.append((url.hostname, url.port or 80))
     return Target(
-        host=url.hostname,
-        port=url.port or 80,
+        host=nodes[0][0],
+        port=nodes[0][1],
+        more_nodes=tuple(nodes[1:]),
         protocol=args.protocol,
         server_pid=args.server_pid,
         label=args.label,

@@ -41,6 +41,19 @@ class Target:
     label: str = ""
     yjs_driver: str | None = None
     """Path of bench/peers/yjs_load.mjs: run steady-rate Yjs scenarios in Node."""
+    more_nodes: tuple[tuple[str, int], ...] = ()
+    """Further server nodes of one cluster: the rate scenarios spread their
+    clients over all nodes, round-robin, so most deliveries cross nodes."""
+
+    def endpoint(self, client_index: int) -> tuple[str, int]:
+        """The (host, port) a client of this index connects to."""
+        nodes = ((self.host, self.port), *self.more_nodes)
+        return nodes[client_index % len(nodes)]
+
+    @property
+    def url(self) -> str:
+        nodes = ((self.host, self.port), *self.more_nodes)
+        return ",".join(f"ws://{host}:{port}" for host, port in nodes)
 
 
 @dataclass
@@ -112,7 +125,8 @@ async def open_all(
     async def one(s: Session) -> None:
         nonlocal done
         async with gate:
-            await s.open(target.host, target.port, rcvbuf=(rcvbuf or {}).get(s.index))
+            host, port = target.endpoint(s.index)
+            await s.open(host, port, rcvbuf=(rcvbuf or {}).get(s.index))
         done += 1
         if done % 50 == 0 or done == len(todo):
             progress("connecting", done, len(todo))
@@ -415,7 +429,7 @@ def base_result(target: Target, kind: str, col: Collector, reasons: list[str]) -
         "kind": kind,
         "target": target.label or target.protocol,
         "protocol": target.protocol,
-        "url": f"ws://{target.host}:{target.port}",
+        "url": target.url,
         "server_pid": target.server_pid,
         "writes_sent": col.writes_sent,
         "writes_acked": col.writes_acked,
