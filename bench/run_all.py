@@ -55,6 +55,10 @@ PRESETS = (
     "room-churn",
 )
 TARGETS = ("ours", "naive", "y-websocket", "hocuspocus", "pycrdt", "floor")
+VARIANTS = ("ours-memory", "ours-asgi")
+"""Our server changed in one way, for A/B runs (`--targets ours,ours-memory`):
+the in-memory store (what durability costs), the ASGI WebSocket route (what
+the fast path saves). Not part of the default side-by-side table."""
 # The floor keeps no state: catch-up and initial-state figures would be empty.
 SKIP = {("floor", "reconnect"), ("floor", "big-graph")}
 # Node on one core under SCHED_FIFO: V8's background threads (concurrent GC,
@@ -74,7 +78,7 @@ class Server:
 
     def command(self, port: int, workdir: Path) -> tuple[list[str], dict[str, str]]:
         env: dict[str, str] = {}
-        if self.name == "ours":
+        if self.name.startswith("ours"):
             # The bench measures capacity, not abuse limits: the default
             # per-connection limit (200 messages/s) would refuse ramp steps
             # and the bulk writes that fill the reconnect and big-graph rooms.
@@ -91,6 +95,10 @@ class Server:
                 "--db",
                 str(workdir / "ours.db"),
             ]
+            if self.name == "ours-memory":
+                cmd += ["--store", "memory://"]
+            elif self.name == "ours-asgi":
+                env["COLLAB_WS_FAST_PATH"] = "0"
         elif self.name == "naive":
             cmd = [str(MAIN_PY), str(PEERS / "naive_relay.py"), "--port", str(port)]
         elif self.name == "floor":
@@ -110,6 +118,8 @@ class Server:
 
 SERVERS = {
     "ours": Server("ours", "intelgraph", MAIN_PY),
+    "ours-memory": Server("ours-memory", "intelgraph", MAIN_PY),
+    "ours-asgi": Server("ours-asgi", "intelgraph", MAIN_PY),
     "naive": Server("naive", "naive", MAIN_PY),
     "floor": Server("floor", "naive", MAIN_PY),
     "y-websocket": Server("y-websocket", "y-websocket", PYCRDT_PY),

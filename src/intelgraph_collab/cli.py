@@ -70,6 +70,7 @@ def serve_forever(config: Config) -> int:
     import uvicorn
 
     from .app import create_app
+    from .websocket.native import protocol_class
 
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -90,7 +91,8 @@ def serve_forever(config: Config) -> int:
         port=config.port,
         loop="uvloop",
         http="httptools",
-        ws="websockets-sansio",
+        # /ws/collaborate off the ASGI stack; other WebSocket paths as usual.
+        ws=protocol_class(service) if config.ws_fast_path else "websockets-sansio",
         ws_max_size=config.ws_max_frame_bytes,
         ws_ping_interval=config.ws_ping_interval,
         ws_ping_timeout=config.ws_ping_timeout,

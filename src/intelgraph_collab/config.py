@@ -38,6 +38,9 @@ class Config:
     ws_max_frame_bytes: int = 16 * 1024 * 1024
     """Frames larger than this are refused by the transport with close 1009;
     frames up to it but over `limits.max_frame_bytes` get a `too_large` error."""
+    ws_fast_path: bool = True
+    """Serve /ws/collaborate on the socket (`websocket/native.py`); False:
+    through the ASGI route like any other endpoint (slower; for comparison)."""
     log_level: str = "info"
     security: SecuritySettings = field(default_factory=SecuritySettings)
     """Token secret (auth), Origin allowlist, rate and connection limits."""
@@ -58,6 +61,7 @@ class Config:
             "send_queue_max": int(_env("SEND_QUEUE_MAX", str(base.send_queue_max))),
             "ws_ping_interval": float(_env("WS_PING_INTERVAL", str(base.ws_ping_interval))),
             "ws_ping_timeout": float(_env("WS_PING_TIMEOUT", str(base.ws_ping_timeout))),
+            "ws_fast_path": _env("WS_FAST_PATH", "1") not in ("0", "false", "no", "off"),
             "log_level": _env("LOG_LEVEL", base.log_level),
             "ws_max_frame_bytes": int(_env("WS_MAX_FRAME_BYTES", str(base.ws_max_frame_bytes))),
             "security": SecuritySettings.from_env(),

@@ -181,6 +181,11 @@ class Room:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+            # The cancelled task keeps its CancelledError, whose traceback
+            # holds the sequencer's frame, which holds this room (and its last
+            # batch's sessions): dropping the task breaks that cycle, so the
+            # unloaded room is freed now, not at the next full collection.
+            self._task = None
         for task in list(self._background):
             with contextlib.suppress(Exception):
                 await task

@@ -1,10 +1,13 @@
 """One connected client as the room sees it: identity, clearance, outbound queue.
 
 The room never awaits a client's socket: it puts encoded messages on the
-session's bounded queue and returns. Each session's own writer task drains
-the queue, sending what has piled up as one frame (a JSON array) to clients
-that accept batches. A reader too slow for its queue is closed with 1013; it
-comes back with `since` and loses nothing.
+session's bounded queue and returns. What happens to the queue depends on
+the transport: `TaskSession` (any coroutine transport, e.g. ASGI) drains it
+from its own writer task; `websocket.native.TransportSession` (the served
+fast path) writes it to the socket's transport once per loop turn. Either
+sends what has piled up as one frame (a JSON array) to clients that accept
+batches. A reader too slow for its queue is closed with 1013; it comes back
+with `since` and loses nothing.
 """
 
 from __future__ import annotations
@@ -45,27 +48,18 @@ class Identity:
 
 
 class Session:
+    """What every transport's session shares: who it is, its bounded queue,
+    and the overflow rule. Subclasses decide how the queue reaches the socket
+    (`_wake`, `start`, `close`, `detach`, `flush`)."""
+
     def __init__(
-        self,
-        identity: Identity,
-        send_text: SendText,
-        close: Close,
-        *,
-        batch: bool,
-        max_queue: int = 10_000,
-        max_batch: int = 512,
+        self, identity: Identity, *, batch: bool, max_queue: int = 10_000, max_batch: int = 512
     ) -> None:
         self.identity = identity
         self.batch = batch
-        self._send_text = send_text
-        self._close = close
         self._max_queue = max_queue
         self._max_batch = max_batch if batch else 1
         self._queue: deque[str] = deque()
-        self._ready = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._drained.set()
-        self._writer: asyncio.Task[None] | None = None
         self.closed = False
         self.close_code: int | None = None
         self.on_slow_reader: Callable[[Session], None] | None = None
@@ -90,11 +84,68 @@ class Session:
                 self.on_slow_reader(self)
             return
         self._queue.append(text)
-        self._ready.set()
+        self._wake()
+
+    def _next_frame(self) -> str:
+        """Take the next frame's text off the non-empty queue: one message, or
+        up to `max_batch` of them as a JSON array for a batching client."""
+        queue = self._queue
+        if len(queue) == 1 or self._max_batch == 1:
+            return queue.popleft()
+        count = min(len(queue), self._max_batch)
+        return "[" + ",".join([queue.popleft() for _ in range(count)]) + "]"
+
+    def _wake(self) -> None:
+        """Something was queued: see that it gets sent."""
+        raise NotImplementedError
 
     def start(self, first: str) -> None:
         """Put the first message (initial_state or catch_up) ahead of anything
         queued since the session joined, and start sending."""
+        raise NotImplementedError
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the connection with `code`; idempotent. Nothing queued is sent after this."""
+        raise NotImplementedError
+
+    def detach(self) -> None:
+        """The connection is gone (the transport saw it end): stop sending,
+        queue nothing more."""
+        self.closed = True
+        self._queue.clear()
+
+    async def flush(self, within: float) -> None:
+        """Wait, at most `within` seconds, until the queue is sent (before a
+        graceful close)."""
+        raise NotImplementedError
+
+
+class TaskSession(Session):
+    """A session over coroutine send/close functions (the ASGI route, tests):
+    its own writer task drains the queue."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        send_text: SendText,
+        close: Close,
+        *,
+        batch: bool,
+        max_queue: int = 10_000,
+        max_batch: int = 512,
+    ) -> None:
+        super().__init__(identity, batch=batch, max_queue=max_queue, max_batch=max_batch)
+        self._send_text = send_text
+        self._close = close
+        self._ready = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._writer: asyncio.Task[None] | None = None
+
+    def _wake(self) -> None:
+        self._ready.set()
+
+    def start(self, first: str) -> None:
         if self.closed:
             return
         self._queue.appendleft(first)
@@ -102,9 +153,8 @@ class Session:
         self._writer = asyncio.get_running_loop().create_task(self._drain())
 
     def close(self, code: int, reason: str) -> None:
-        """Close the connection with `code`; idempotent. Nothing queued is sent
-        after this. The writer is not cancelled mid-frame (that would leave the
-        connection's framing broken): it stops after its current send."""
+        # The writer is not cancelled mid-frame (that would leave the
+        # connection's framing broken): it stops after its current send.
         if self.closed:
             return
         self.closed = True
@@ -114,11 +164,9 @@ class Session:
         asyncio.get_running_loop().create_task(self._send_close(code, reason))
 
     def detach(self) -> None:
-        """The connection is gone (the transport saw it end): the writer stops
-        and nothing more is queued. Without this the writer would wait for
-        the next message forever, until the GC destroyed it pending."""
-        self.closed = True
-        self._queue.clear()
+        # Without the wake-up the writer would wait for the next message
+        # forever, until the GC destroyed it pending.
+        super().detach()
         self._ready.set()
 
     async def _send_close(self, code: int, reason: str) -> None:
@@ -135,12 +183,7 @@ class Session:
                     await self._ready.wait()
                     continue
                 self._drained.clear()
-                if len(queue) == 1 or self._max_batch == 1:
-                    text = queue.popleft()
-                else:
-                    count = min(len(queue), self._max_batch)
-                    text = "[" + ",".join([queue.popleft() for _ in range(count)]) + "]"
-                await self._send_text(text)
+                await self._send_text(self._next_frame())
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the socket went away; the reader side notices too
@@ -150,8 +193,6 @@ class Session:
             self._drained.set()
 
     async def flush(self, within: float) -> None:
-        """Wait, at most `within` seconds, until the queue is sent (before a
-        graceful close)."""
         if self._writer is None or not self._queue:
             return
         with contextlib.suppress(TimeoutError):

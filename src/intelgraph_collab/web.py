@@ -11,7 +11,6 @@ repository (the package is installed editable from `src/`), or from
 from __future__ import annotations
 
 import os
-import re
 from os import PathLike
 from pathlib import Path
 
@@ -20,8 +19,9 @@ from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from .websocket.admission import GRAPH_ID
+
 REPO = Path(__file__).resolve().parents[2]
-GRAPH_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 CYTOSCAPE = Path("cytoscape") / "dist" / "cytoscape.esm.min.mjs"
 JAVASCRIPT = "text/javascript; charset=utf-8"
 # The page is small and changes with the code: always revalidate (ETags make it cheap).

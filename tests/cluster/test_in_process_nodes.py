@@ -19,7 +19,7 @@ import pytest
 from intelgraph_collab.fanout.local import LocalFanOut, LocalHub
 from intelgraph_collab.metrics import Metrics
 from intelgraph_collab.room import Room, RoomSettings
-from intelgraph_collab.session import Identity, Session
+from intelgraph_collab.session import Identity, TaskSession
 from intelgraph_collab.store.memory import MemoryStore
 from intelgraph_collab.sync.engine import Writer
 from intelgraph_collab.sync.limits import Limits
@@ -47,7 +47,7 @@ class Listener:
     def __init__(self, client_id: str) -> None:
         self.messages: list[dict[str, Any]] = []
         self.changed = asyncio.Event()
-        self.session = Session(Identity(client_id, None), self._send, self._close, batch=True)
+        self.session = TaskSession(Identity(client_id, None), self._send, self._close, batch=True)
 
     async def _send(self, text: str) -> None:
         document = json.loads(text)

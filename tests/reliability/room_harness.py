@@ -9,7 +9,7 @@ from typing import Any
 
 from intelgraph_collab.metrics import Metrics
 from intelgraph_collab.room import Room, RoomSettings
-from intelgraph_collab.session import Identity, Session
+from intelgraph_collab.session import Identity, Session, TaskSession
 from intelgraph_collab.store.base import Store
 from intelgraph_collab.sync.limits import Limits
 from intelgraph_collab.sync.messages import Write, decode_message
@@ -43,7 +43,9 @@ class Capture:
 
 def capture_session(client_id: str) -> tuple[Session, Capture]:
     capture = Capture()
-    session = Session(Identity(client_id, client_id), capture.send_text, capture.close, batch=True)
+    session = TaskSession(
+        Identity(client_id, client_id), capture.send_text, capture.close, batch=True
+    )
     return session, capture
 
 

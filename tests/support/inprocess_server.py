@@ -18,6 +18,7 @@ from intelgraph_collab.app import create_app
 from intelgraph_collab.config import Config
 from intelgraph_collab.service import Service
 from intelgraph_collab.store.base import Store
+from intelgraph_collab.websocket.native import protocol_class
 
 from .server import free_port, wait_for_port
 
@@ -26,10 +27,18 @@ T = TypeVar("T")
 
 class InProcessServer:
     def __init__(
-        self, db: Path, store_factory: Callable[[], Store] | None = None, **config: Any
+        self,
+        db: Path,
+        store_factory: Callable[[], Store] | None = None,
+        *,
+        asgi_websocket: bool = False,
+        **config: Any,
     ) -> None:
-        """`store_factory`: a store for each start (default: SQLite on `db`)."""
+        """`store_factory`: a store for each start (default: SQLite on `db`).
+        `asgi_websocket`: serve /ws/collaborate through the ASGI route instead
+        of the served fast path (`websocket/native.py`)."""
         self.db = db
+        self.asgi_websocket = asgi_websocket
         self.store_factory = store_factory
         self.port = free_port()
         self.config_overrides = config
@@ -56,7 +65,7 @@ class InProcessServer:
             host="127.0.0.1",
             port=self.port,
             loop="asyncio",
-            ws="websockets-sansio",
+            ws="websockets-sansio" if self.asgi_websocket else protocol_class(app.state.service),
             log_level="warning",
             lifespan="on",
             ws_ping_interval=None,

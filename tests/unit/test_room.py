@@ -11,7 +11,7 @@ from typing import Any
 from intelgraph_collab.metrics import Metrics
 from intelgraph_collab.room import Room, RoomSettings
 from intelgraph_collab.rooms import Rooms
-from intelgraph_collab.session import Identity, Session
+from intelgraph_collab.session import Identity, Session, TaskSession
 from intelgraph_collab.store.memory import MemoryStore
 from intelgraph_collab.sync.engine import Writer
 from intelgraph_collab.sync.limits import Limits
@@ -44,7 +44,7 @@ class Capture:
 
 def session(client_id: str) -> tuple[Session, Capture]:
     capture = Capture()
-    return Session(
+    return TaskSession(
         Identity(client_id, client_id), capture.send_text, capture.close, batch=True
     ), capture
 

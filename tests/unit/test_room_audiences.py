@@ -12,7 +12,7 @@ import pytest
 import intelgraph_collab.audiences as audiences_module
 from intelgraph_collab.metrics import Metrics
 from intelgraph_collab.room import Room, RoomSettings
-from intelgraph_collab.session import Identity, Session
+from intelgraph_collab.session import Identity, TaskSession
 from intelgraph_collab.store.memory import MemoryStore
 from intelgraph_collab.sync.engine import Writer
 from intelgraph_collab.sync.limits import Limits
@@ -44,7 +44,7 @@ class Received:
 def joined(room: Room, client_id: str, clearance: Clearance) -> Received:
     end = Received()
     identity = Identity(client_id, client_id, "editor", clearance)
-    room.join(Session(identity, end.send_text, end.close, batch=True), None)
+    room.join(TaskSession(identity, end.send_text, end.close, batch=True), None)
     return end
 
 

@@ -25,7 +25,7 @@ from ..sync.limits import Limits
 from ..sync.messages import AnnotationDelete, AnnotationUpdate, decode_message
 from ..sync.records import OpRecord
 from ..sync.views import Clearance, may_see
-from ..websocket.collab_ws import GRAPH_ID
+from ..websocket.admission import GRAPH_ID
 from .identity import Caller, ServiceDep, writer_of
 from .models import (
     AnnotationFields,

@@ -33,7 +33,7 @@ T = TypeVar("T")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS graphs (
     graph_id     TEXT PRIMARY KEY,
-    head         INTEGER NOT NULL DEFAULT 0,
+    head         INTEGER NOT NULL DEFAULT 0,  -- unused (the head is the last op)
     trimmed_upto INTEGER NOT NULL DEFAULT 0,
     snapshot_seq INTEGER NOT NULL DEFAULT 0,
     snapshot     BLOB
@@ -192,7 +192,7 @@ class SQLiteStore(Store):
             for record in records
             if record.op_key is not None
         ]
-        last = records[-1].seq
+        first_append = head == 0
 
         def work() -> None:
             db = self._w
@@ -200,11 +200,11 @@ class SQLiteStore(Store):
             try:
                 db.executemany("INSERT INTO ops (graph_id, seq, data) VALUES (?, ?, ?)", rows)
                 db.executemany("INSERT OR IGNORE INTO op_ids VALUES (?, ?, ?, ?)", keys)
-                db.execute(
-                    "INSERT INTO graphs (graph_id, head) VALUES (?, ?) "
-                    "ON CONFLICT (graph_id) DO UPDATE SET head = excluded.head",
-                    (graph_id, last),
-                )
+                if first_append:
+                    # The graph's row must exist for `load`; it is not
+                    # rewritten per commit (its page would be one more in
+                    # every commit's WAL write): the head is the last op.
+                    db.execute("INSERT OR IGNORE INTO graphs (graph_id) VALUES (?)", (graph_id,))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")

@@ -31,7 +31,7 @@ def _apply() -> None:
         def unbounded(self: Session, text: str) -> None:
             if not self.closed:
                 self._queue.append(text)
-                self._ready.set()
+                self._wake()
 
         Session.enqueue = unbounded  # type: ignore[method-assign]
     elif _BREAK == "dedupe":

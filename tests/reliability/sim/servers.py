@@ -27,7 +27,7 @@ import msgspec
 from intelgraph_collab.inbound import handle_frame
 from intelgraph_collab.metrics import Metrics
 from intelgraph_collab.room import Room, RoomSettings
-from intelgraph_collab.session import Identity, Session
+from intelgraph_collab.session import Identity, Session, TaskSession
 from intelgraph_collab.store.base import BuildRecords, OpKey, Store, StoredGraph
 from intelgraph_collab.store.memory import MemoryStore
 from intelgraph_collab.store.sqlite import SQLiteStore
@@ -188,7 +188,7 @@ class RoomServer:
             if self.sessions.get(conn) is session:
                 del self.sessions[conn]
 
-        session = Session(
+        session = TaskSession(
             Identity(client_id=conn.client_id, user=user),
             conn.server_send,
             close,
@@ -204,7 +204,7 @@ class RoomServer:
         handle_frame(frame, session, self.room, LIMITS, shared_metrics())
 
     def notice_close(self, conn: Conn) -> None:
-        """The transport's receive loop ended: as `serve_session`'s finally."""
+        """The transport's receive loop ended: as `CollabConnection.finish`."""
         conn.server_open = False
         conn.wake()
         session = self.sessions.pop(conn, None)
