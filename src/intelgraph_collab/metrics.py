@@ -49,6 +49,7 @@ class Metrics:
         self.slow_reader_closes = Counter(
             "collab_slow_reader_closes_total", "Sessions closed 1013 for a full queue", registry=r
         )
+        self._accepted: dict[str, Counter] = {}
         # Sampled when /metrics is scraped: nothing on the hot path.
         self.send_queue_max = Gauge(
             "collab_send_queue_depth_max", "Deepest send queue of any open session", registry=r
@@ -70,7 +71,12 @@ class Metrics:
         self.fanout_seconds.observe(seconds)
 
     def write_accepted(self, kind: str) -> None:
-        self.writes.labels(kind, "accepted").inc()
+        # On every write: the labelled child is looked up once per kind
+        # (`labels()` rebuilds its key each call; a few % of CPU at load).
+        child = self._accepted.get(kind)
+        if child is None:
+            child = self._accepted[kind] = self.writes.labels(kind, "accepted")
+        child.inc()
 
     def write_duplicate(self) -> None:
         self.writes.labels("any", "duplicate").inc()
