@@ -2,7 +2,8 @@
 
 A room stays in memory while anything holds it (a session, a REST request)
 and for `idle_seconds` after the last release, then is unloaded: memory
-stays flat however many graphs were ever opened.
+stays flat however many graphs were ever opened. After a burst of unloads
+the memory they held is given back (`memory_release.py`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from .fanout.base import FanOut
+from .memory_release import MemoryRelease
 from .metrics import Metrics
 from .room import Room, RoomSettings
 from .store.base import Store
@@ -30,6 +32,7 @@ class Rooms:
         metrics: Metrics,
         idle_seconds: float = 30.0,
         fanout: FanOut | None = None,
+        memory: MemoryRelease | None = None,
     ) -> None:
         self.store = store
         self.limits = limits
@@ -41,6 +44,8 @@ class Rooms:
         self._loading: dict[str, asyncio.Future[Room]] = {}
         self._holders: dict[str, int] = {}
         self._unload_timers: dict[str, asyncio.TimerHandle] = {}
+        self.memory = memory if memory is not None else MemoryRelease()
+        """Told of every idle unload; frees what the unloaded rooms leave behind."""
 
     def __len__(self) -> int:
         return len(self._rooms)
@@ -121,6 +126,7 @@ class Rooms:
             self._arm_unload(graph_id)
             return
         await self._discard(graph_id)
+        self.memory.unloaded()
 
     async def _discard(self, graph_id: str) -> None:
         room = self._rooms.pop(graph_id, None)
@@ -130,6 +136,7 @@ class Rooms:
 
     async def close(self) -> None:
         """Stop every room after its queued writes are committed."""
+        self.memory.close()
         for timer in self._unload_timers.values():
             timer.cancel()
         self._unload_timers.clear()
