@@ -113,6 +113,12 @@ class Room:
         self.snapshot_seq = 0
         self.recent: deque[OpRecord] = deque(maxlen=settings.recent_cache)
         self._op_seqs: dict[OpKey, int] = {}
+        self._writer_cached: dict[str, bool] = {}
+        """Per writer (an OpKey's first part): True while every op id it ever had
+        accepted in this graph is in `_op_seqs` (the store held none of them when
+        first asked, and none was evicted since), so a cache miss is a new write
+        and the store need not be asked. Records from other nodes are folded
+        (and remembered) before a batch is resolved, so this holds in a cluster."""
         self._audiences = Audiences()
         self.presence = PresenceRelay(
             graph_id, self._audiences, self.state.annotations, limits, fanout
@@ -313,8 +319,23 @@ class Room:
                 else:
                     known[key] = seq
         if misses:
+            misses = await self._drop_new_writes(misses)
+        if misses:
             known.update(await self.store.find_ops(self.graph_id, misses))
         return known
+
+    async def _drop_new_writes(self, misses: list[OpKey]) -> list[OpKey]:
+        """`misses` without those of writers whose every op id is cached (see
+        `_writer_cached`): one store query per writer for the room's life
+        instead of one per write."""
+        unknown = sorted({writer for writer, _ in misses} - self._writer_cached.keys())
+        if unknown:
+            with_ops = await self.store.writers_with_ops(self.graph_id, unknown)
+            if len(self._writer_cached) + len(unknown) > self.settings.op_id_cache:
+                self._writer_cached.clear()  # bounded: forgotten writers are asked again
+            for writer in unknown:
+                self._writer_cached[writer] = writer not in with_ops
+        return [key for key in misses if not self._writer_cached.get(key[0])]
 
     def _resolve(
         self, item: _PendingWrite, known: dict[OpKey, int], records: list[OpRecord]
@@ -357,7 +378,10 @@ class Room:
     def _remember_op(self, key: OpKey, seq: int) -> None:
         self._op_seqs[key] = seq
         if len(self._op_seqs) > self.settings.op_id_cache:
-            del self._op_seqs[next(iter(self._op_seqs))]
+            evicted = next(iter(self._op_seqs))
+            del self._op_seqs[evicted]
+            if self._writer_cached.get(evicted[0]):
+                self._writer_cached[evicted[0]] = False  # its misses must be looked up again
 
     def _answer(self, item: _PendingWrite, outcome: WriteOutcome | ProtocolError) -> None:
         if item.session is not None:

@@ -151,6 +151,26 @@ async def test_find_ops_answers_only_accepted_writes(store: Store, graph: str) -
     assert await store.find_ops(f"{graph}-other", [("c1", "x")]) == {}
 
 
+async def test_writers_with_ops_are_those_with_an_accepted_write(store: Store, graph: str) -> None:
+    assert await store.writers_with_ops(graph, ["c1", "c2"]) == set()
+    await store.append(graph, 0, lambda missed: [record(1, "c1", "x"), record(2, "c2", None)])
+    assert await store.writers_with_ops(graph, ["c1", "c2", "c3"]) == {"c1"}
+    assert await store.writers_with_ops(f"{graph}-other", ["c1"]) == set()
+    owned = OpRecord(
+        seq=3,
+        type="annotation_delete",
+        id="a1",
+        client_id="tab",
+        author="al",
+        ts=0,
+        op_id="1",
+        owner="al",
+    )
+    await store.append(graph, 2, lambda missed: [owned])
+    assert owned.op_key is not None
+    assert await store.writers_with_ops(graph, [owned.op_key[0], "tab"]) == {owned.op_key[0]}
+
+
 async def test_writes_of_authenticated_users_are_keyed_by_owner(store: Store, graph: str) -> None:
     # With auth on, an op key scopes the client_id by its user (with a NUL
     # separator no handshake can produce): it must be stored and found as is.

@@ -79,6 +79,14 @@ class Store(ABC):
     async def find_ops(self, graph_id: str, keys: Sequence[OpKey]) -> dict[OpKey, int]:
         """The seqs of the writes among `keys` that were already accepted."""
 
+    async def writers_with_ops(self, graph_id: str, writers: Sequence[str]) -> set[str]:
+        """Which of `writers` (an OpKey's first part) have any accepted write in
+        the graph. A room asks once per writer: for one with none, every later
+        op id it sends is either in the room's cache or new, so `find_ops`
+        need not be asked (room.py). This default answers "all of them"
+        (always look up): correct for any store, only slower."""
+        return set(writers)
+
     @abstractmethod
     async def save_snapshot(self, graph_id: str, seq: int, blob: bytes, trim_upto: int) -> None:
         """Store the state at `seq` and drop log records with seq <= trim_upto."""

@@ -18,6 +18,7 @@ class _Graph:
     trimmed_upto: int = 0
     head: int = 0
     op_ids: dict[OpKey, int] = field(default_factory=dict)
+    writers: set[str] = field(default_factory=set)
 
 
 class MemoryStore(Store):
@@ -49,6 +50,7 @@ class MemoryStore(Store):
             graph.records.append(record)
             if record.op_key is not None:
                 graph.op_ids.setdefault(record.op_key, record.seq)
+                graph.writers.add(record.op_key[0])
         if records:
             graph.head = records[-1].seq
         return records
@@ -69,6 +71,9 @@ class MemoryStore(Store):
     async def find_ops(self, graph_id: str, keys: Sequence[OpKey]) -> dict[OpKey, int]:
         op_ids = self._graph(graph_id).op_ids
         return {key: op_ids[key] for key in keys if key in op_ids}
+
+    async def writers_with_ops(self, graph_id: str, writers: Sequence[str]) -> set[str]:
+        return self._graph(graph_id).writers.intersection(writers)
 
     async def save_snapshot(self, graph_id: str, seq: int, blob: bytes, trim_upto: int) -> None:
         graph = self._graph(graph_id)

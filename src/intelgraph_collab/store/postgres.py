@@ -85,6 +85,9 @@ SELECT o.client_id, o.op_id, o.seq FROM collab_op_ids o
 JOIN unnest($2::text[], $3::text[]) AS k (client_id, op_id) USING (client_id, op_id)
 WHERE o.graph_id = $1
 """
+_WRITERS = """
+SELECT DISTINCT client_id FROM collab_op_ids WHERE graph_id = $1 AND client_id = ANY($2::text[])
+"""
 _SNAPSHOT = """
 INSERT INTO collab_graphs AS g (graph_id, head, snapshot_seq, snapshot, trimmed_upto)
 VALUES ($1, $2, $2, $3, $4)
@@ -240,6 +243,14 @@ class PostgresStore(Store):
                 _FIND, graph_id, [key[0] for key in stored], [key[1] for key in stored]
             )
         return {stored[(r["client_id"], r["op_id"])]: int(r["seq"]) for r in rows}
+
+    async def writers_with_ops(self, graph_id: str, writers: Sequence[str]) -> set[str]:
+        if not writers:
+            return set()
+        stored = {_text(writer): writer for writer in writers}
+        async with self._connection() as conn:
+            rows = await conn.fetch(_WRITERS, graph_id, list(stored))
+        return {stored[row["client_id"]] for row in rows}
 
     async def save_snapshot(self, graph_id: str, seq: int, blob: bytes, trim_upto: int) -> None:
         # Several nodes snapshot the same graph: the newest snapshot wins and

@@ -257,6 +257,21 @@ class SQLiteStore(Store):
         # On the write connection: it must see every commit made before it.
         return await self._write(work)
 
+    async def writers_with_ops(self, graph_id: str, writers: Sequence[str]) -> set[str]:
+        def work() -> set[str]:
+            db = self._w
+            return {
+                writer
+                for writer in writers
+                if db.execute(
+                    "SELECT 1 FROM op_ids WHERE graph_id = ? AND client_id = ? LIMIT 1",
+                    (graph_id, writer),
+                ).fetchone()
+            }
+
+        # On the write connection, as find_ops: it sees every commit made before.
+        return await self._write(work)
+
     async def save_snapshot(self, graph_id: str, seq: int, blob: bytes, trim_upto: int) -> None:
         def work() -> None:
             db = self._w

@@ -126,6 +126,9 @@ class AuditStore(Store):
     async def find_ops(self, graph_id: str, keys: Sequence[OpKey]) -> dict[OpKey, int]:
         return await self._call(lambda: self.inner.find_ops(graph_id, keys))
 
+    async def writers_with_ops(self, graph_id: str, writers: Sequence[str]) -> set[str]:
+        return await self._call(lambda: self.inner.writers_with_ops(graph_id, writers))
+
     async def save_snapshot(self, graph_id: str, seq: int, blob: bytes, trim_upto: int) -> None:
         await self._call(lambda: self.inner.save_snapshot(graph_id, seq, blob, trim_upto))
 
