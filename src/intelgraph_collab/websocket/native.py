@@ -113,7 +113,13 @@ class TransportSession(Session):
         frames: list[bytes] = []
         while self._queue:
             frames.append(self._outbox.frame(self._next_frame()))
-        if not self._protocol.send_frames(frames):
+        try:
+            sent = self._protocol.send_frames(frames)
+        except Exception as exc:  # the transport refused the bytes: this connection is done
+            log.warning("send to %s failed: %r", self.client_id, exc)
+            self._protocol.transport.abort()
+            sent = False
+        if not sent:
             self.detach()
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
