@@ -106,6 +106,15 @@ class Session:
 
     def close(self, code: int, reason: str) -> None:
         """Close the connection with `code`; idempotent. Nothing queued is sent after this."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_code = code
+        self._queue.clear()
+        self._send_close(code, reason)
+
+    def _send_close(self, code: int, reason: str) -> None:
+        """Start the transport's closing handshake (once, from `close`)."""
         raise NotImplementedError
 
     def detach(self) -> None:
@@ -152,16 +161,11 @@ class TaskSession(Session):
         self._ready.set()
         self._writer = asyncio.get_running_loop().create_task(self._drain())
 
-    def close(self, code: int, reason: str) -> None:
+    def _send_close(self, code: int, reason: str) -> None:
         # The writer is not cancelled mid-frame (that would leave the
         # connection's framing broken): it stops after its current send.
-        if self.closed:
-            return
-        self.closed = True
-        self.close_code = code
-        self._queue.clear()
         self._ready.set()
-        asyncio.get_running_loop().create_task(self._send_close(code, reason))
+        asyncio.get_running_loop().create_task(self._close_quietly(code, reason))
 
     def detach(self) -> None:
         # Without the wake-up the writer would wait for the next message
@@ -169,7 +173,7 @@ class TaskSession(Session):
         super().detach()
         self._ready.set()
 
-    async def _send_close(self, code: int, reason: str) -> None:
+    async def _close_quietly(self, code: int, reason: str) -> None:
         with contextlib.suppress(Exception):
             await self._close(code, reason)
 

@@ -104,6 +104,20 @@ def record(seq: int, client: str = "c1", op_id: str | None = "auto", **payload: 
     )
 
 
+def owned_delete(seq: int, client_id: str, user: str, op_id: str) -> OpRecord:
+    """A write by an authenticated user: its op key is scoped by `user`."""
+    return OpRecord(
+        seq=seq,
+        type="annotation_delete",
+        id="a1",
+        client_id=client_id,
+        author=user,
+        ts=0,
+        op_id=op_id,
+        owner=user,
+    )
+
+
 async def append_n(store: Store, graph: str, head: int, count: int) -> list[OpRecord]:
     return await store.append(
         graph, head, lambda missed: [record(head + 1 + i) for i in range(count)]
@@ -156,16 +170,7 @@ async def test_writers_with_ops_are_those_with_an_accepted_write(store: Store, g
     await store.append(graph, 0, lambda missed: [record(1, "c1", "x"), record(2, "c2", None)])
     assert await store.writers_with_ops(graph, ["c1", "c2", "c3"]) == {"c1"}
     assert await store.writers_with_ops(f"{graph}-other", ["c1"]) == set()
-    owned = OpRecord(
-        seq=3,
-        type="annotation_delete",
-        id="a1",
-        client_id="tab",
-        author="al",
-        ts=0,
-        op_id="1",
-        owner="al",
-    )
+    owned = owned_delete(3, "tab", "al", "1")
     await store.append(graph, 2, lambda missed: [owned])
     assert owned.op_key is not None
     assert await store.writers_with_ops(graph, [owned.op_key[0], "tab"]) == {owned.op_key[0]}
@@ -174,16 +179,7 @@ async def test_writers_with_ops_are_those_with_an_accepted_write(store: Store, g
 async def test_writes_of_authenticated_users_are_keyed_by_owner(store: Store, graph: str) -> None:
     # With auth on, an op key scopes the client_id by its user (with a NUL
     # separator no handshake can produce): it must be stored and found as is.
-    mine = OpRecord(
-        seq=1,
-        type="annotation_delete",
-        id="a1",
-        client_id="tab-1",
-        author="alice",
-        ts=0,
-        op_id="7",
-        owner="alice",
-    )
+    mine = owned_delete(1, "tab-1", "alice", "7")
     await store.append(graph, 0, lambda missed: [mine])
     assert mine.op_key is not None
     found = await store.find_ops(graph, [mine.op_key, ("tab-1", "7"), ("mallory\x00tab-1", "7")])

@@ -129,12 +129,7 @@ class TransportSession(Session):
         if self._queue:
             self._wake()
 
-    def close(self, code: int, reason: str) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self.close_code = code
-        self._queue.clear()
+    def _send_close(self, code: int, reason: str) -> None:
         self._protocol.send_close(code, reason)
 
     def detach(self) -> None:
