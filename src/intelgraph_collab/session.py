@@ -49,8 +49,8 @@ class Identity:
 
 class Session:
     """What every transport's session shares: who it is, its bounded queue,
-    and the overflow rule. Subclasses decide how the queue reaches the socket
-    (`_wake`, `start`, `close`, `detach`, `flush`)."""
+    and the overflow and close rules. Subclasses decide how the queue reaches
+    the socket (`_wake`, `start`, `_send_close`, `detach`, `flush`)."""
 
     def __init__(
         self, identity: Identity, *, batch: bool, max_queue: int = 10_000, max_batch: int = 512
