@@ -5,66 +5,27 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from ..support.server import free_port, start_server
+
 ROOT = Path(__file__).resolve().parents[2]
-SERVER = ROOT / ".venv" / "bin" / "intelgraph-collab"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_listening(port: int, proc: subprocess.Popen[bytes], limit_s: float = 30.0) -> None:
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "server exited during start-up"
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    pytest.fail(f"server not listening on {port} after {limit_s} s")
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[int, int]]:
-    if not SERVER.exists():
-        pytest.skip("intelgraph-collab is not installed in .venv")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            str(SERVER),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--db",
-            str(tmp_path / "bench.db"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    """The real server: its port and pid (the tool reads the pid's CPU)."""
+    running = start_server(tmp_path)
     try:
-        _wait_listening(port, proc)
-        yield port, proc.pid
+        assert running.process is not None
+        yield running.port, running.process.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        running.stop()
 
 
 def _bench(*args: str) -> subprocess.CompletedProcess[str]:
@@ -166,7 +127,7 @@ def test_json_output_is_machine_readable(server: tuple[int, int]) -> None:
 
 
 def test_unreachable_server_is_a_clear_error() -> None:
-    port = _free_port()
+    port = free_port()
     done = _bench("--url", f"ws://127.0.0.1:{port}", "--duration", "1")
     assert done.returncode == 1
     assert "cannot reach the server" in done.stderr
