@@ -10,6 +10,8 @@ from typing import Any
 
 import websockets
 
+from .fold_rules import apply_broadcast
+
 Message = dict[str, Any]
 
 
@@ -112,34 +114,5 @@ class Replica:
             self.seq = max(self.seq, message["seq"])
         elif kind in ("annotation_update", "annotation_delete", "text_op") and "seq" in message:
             assert message["prev"] <= self.seq, f"gap: prev {message['prev']} > applied {self.seq}"
-            self._apply_write(message)
+            apply_broadcast(self.annotations, message)
             self.seq = message["seq"]
-
-    def _apply_write(self, message: Message) -> None:
-        from intelgraph_collab.sync import text_ot
-        from intelgraph_collab.sync.annotation import iso_utc
-
-        kind = message["type"]
-        if kind == "annotation_update":
-            payload = message["payload"]
-            current = self.annotations.get(payload["id"])
-            if current is None or message.get("recreate"):
-                self.annotations[payload["id"]] = {
-                    k: v for k, v in payload.items() if v is not None
-                }
-            else:
-                for key, value in payload.items():
-                    if value is None:
-                        current.pop(key, None)
-                    else:
-                        current[key] = value
-        elif kind == "annotation_delete":
-            self.annotations.pop(message["id"], None)
-        else:
-            annotation = self.annotations[message["id"]]
-            annotation[message["field"]] = text_ot.apply(
-                annotation.get(message["field"]) or "", message["ops"]
-            )
-            annotation.update(
-                updated_by=message["author"], updated_at=iso_utc(message["ts"]), seq=message["seq"]
-            )
