@@ -302,29 +302,14 @@ async def _drive(
         writes_planned=int(len(writers) * spec.rate * spec.duration),
         other_cpu_percent=other_pct,
     )
-    receivers_per_write = col.deliveries_expected / col.writes_sent if col.writes_sent else 0.0
-    delivered_rate = (
-        col.deliveries_received / receivers_per_write / spec.duration
-        if receivers_per_write
-        else 0.0
-    )
-    result = base_result(target, "rate", col, reasons)
+    result = rate_result(target, spec, col, reasons)
     result.update(
         {
             "clients": len(sessions),
-            "rooms": spec.rooms,
-            "clients_per_room": spec.clients,
-            "rate_per_client": spec.rate,
-            "duration_s": spec.duration,
-            "warmup_s": spec.warmup,
-            "pad_bytes": spec.pad,
-            "slow_reader": spec.slow_reader,
             "measuring_clients_per_room": spec.measure or spec.clients,
             "acks_expected": col.acks_expected if has_acks else None,
             "writes_planned": planned,
             "target_rate": len(writers) * spec.rate,
-            "send_rate": col.writes_sent / spec.duration,
-            "achieved_rate": delivered_rate,
             "wall_s": wall,
             "server_cpu_pct": srv_pct,
             "generator_cpu_pct": gen_pct,
@@ -337,8 +322,6 @@ async def _drive(
     if not has_acks:
         result["writes_acked"] = None
         result["ack_latency_ms"] = None
-    if target.server_pid:
-        result["server_rss_mib"] = procstat.rss_bytes(target.server_pid) / 2**20
     return result
 
 
@@ -392,25 +375,13 @@ async def _run_rate_node(target: Target, spec: RateSpec, progress: ProgressFn) -
         other_cpu_percent=raw["other_cpu_pct"],
     )
     writers = spec.clients * spec.rooms - (1 if spec.slow_reader else 0)
-    per_write = col.deliveries_expected / col.writes_sent if col.writes_sent else 0.0
-    result = base_result(target, "rate", col, reasons)
+    result = rate_result(target, spec, col, reasons)
     result.update(
         {
             "generator": "node yjs_load.mjs",
             "clients": spec.clients * spec.rooms,
-            "rooms": spec.rooms,
-            "clients_per_room": spec.clients,
-            "rate_per_client": spec.rate,
-            "duration_s": spec.duration,
-            "warmup_s": spec.warmup,
-            "pad_bytes": spec.pad,
-            "slow_reader": spec.slow_reader,
             "writes_planned": raw["writes_planned"],
             "target_rate": writers * spec.rate,
-            "send_rate": col.writes_sent / spec.duration,
-            "achieved_rate": (
-                col.deliveries_received / per_write / spec.duration if per_write else 0.0
-            ),
             "wall_s": raw["wall_s"],
             "server_cpu_pct": raw["server_cpu_pct"],
             "generator_cpu_pct": raw["generator_cpu_pct"],
@@ -422,9 +393,36 @@ async def _run_rate_node(target: Target, spec: RateSpec, progress: ProgressFn) -
             "ack_latency_ms": None,
         }
     )
+    progress("done", 1, 1)
+    return result
+
+
+def rate_result(
+    target: Target, spec: RateSpec, col: Collector, reasons: list[str]
+) -> dict[str, Any]:
+    """A steady-rate run's fields, whichever generator drove it: the common
+    ones, the scenario, the rates, the server's memory at the end."""
+    result = base_result(target, "rate", col, reasons)
+    receivers_per_write = col.deliveries_expected / col.writes_sent if col.writes_sent else 0.0
+    result.update(
+        {
+            "rooms": spec.rooms,
+            "clients_per_room": spec.clients,
+            "rate_per_client": spec.rate,
+            "duration_s": spec.duration,
+            "warmup_s": spec.warmup,
+            "pad_bytes": spec.pad,
+            "slow_reader": spec.slow_reader,
+            "send_rate": col.writes_sent / spec.duration,
+            "achieved_rate": (
+                col.deliveries_received / receivers_per_write / spec.duration
+                if receivers_per_write
+                else 0.0
+            ),
+        }
+    )
     if target.server_pid:
         result["server_rss_mib"] = procstat.rss_bytes(target.server_pid) / 2**20
-    progress("done", 1, 1)
     return result
 
 
