@@ -11,7 +11,6 @@ a quiet server.
 from __future__ import annotations
 
 import asyncio
-import gc
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,8 @@ from tests.support.inprocess_server import InProcessServer
 
 GRAPHS = 40
 
+pytestmark = pytest.mark.usefixtures("no_gc")
+
 
 @pytest.fixture(params=["native", "asgi"])
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[InProcessServer]:
@@ -36,15 +37,6 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[InProcess
         yield running
     finally:
         running.stop()
-
-
-@pytest.fixture(autouse=True)
-def no_gc() -> Iterator[None]:
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 class CountingTrim:

@@ -10,24 +10,11 @@ client (thousands in the churn and memory tests).
 from __future__ import annotations
 
 import asyncio
-import gc
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from websockets.sync.client import connect
 
 from ..support.inprocess_server import InProcessServer
-
-
-@pytest.fixture
-def no_gc() -> Iterator[None]:
-    """The leaked tasks are only reclaimed by the cyclic GC: keep it off."""
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def test_departed_clients_leave_no_writer_task(tmp_path: Path, no_gc: None) -> None:
