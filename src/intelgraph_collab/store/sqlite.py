@@ -192,19 +192,17 @@ class SQLiteStore(Store):
             for record in records
             if record.op_key is not None
         ]
-        first_append = head == 0
-
         def work() -> None:
             db = self._w
             db.execute("BEGIN IMMEDIATE")
             try:
                 db.executemany("INSERT INTO ops (graph_id, seq, data) VALUES (?, ?, ?)", rows)
                 db.executemany("INSERT OR IGNORE INTO op_ids VALUES (?, ?, ?, ?)", keys)
-                if first_append:
-                    # The graph's row must exist for `load`; it is not
-                    # rewritten per commit (its page would be one more in
-                    # every commit's WAL write): the head is the last op.
-                    db.execute("INSERT OR IGNORE INTO graphs (graph_id) VALUES (?)", (graph_id,))
+                # The graph's row must exist for `load`, but it is not
+                # rewritten per commit (its page would be one more in every
+                # commit's WAL write): the head is the last op. Once the row
+                # exists this changes nothing, so it writes nothing.
+                db.execute("INSERT OR IGNORE INTO graphs (graph_id) VALUES (?)", (graph_id,))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
