@@ -16,9 +16,9 @@ from ..auth import identity_for, writer_for
 from ..service import Service
 from ..session import Identity
 from ..sync.engine import Writer
+from ..websocket.admission import CLIENT_ID_MAX
 from .http_auth import caller_claims
 
-CLIENT_ID_MAX = 64
 USER_MAX = 128
 
 _bearer_scheme = HTTPBearer(
